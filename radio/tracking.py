@@ -1,0 +1,516 @@
+"""MLflow tracking for sweeps: one parent run per sweep, one nested run per trial, tables, plots; no secrets.
+
+Generic on purpose: nothing here knows about watermarks. Two rules shape it:
+
+- **One writer.** Every MLflow write of a sweep happens in ONE process, the sweep driver. Trials (Ray Tune
+  trial actors, Ray Train workers, evaluation actors) return their results to the driver, which logs them.
+  Many processes writing one SQLite file give "database is locked"; on a cluster the driver writes through
+  `mlflow server` (`ops/mlflow_server.sh`), and the single writer keeps the run bookkeeping free of races.
+- **Idempotent.** The parent run is found-or-created by its `sweep_id` tag and each child by its `trial_id`
+  tag under that sweep, so retries and reruns never duplicate a run. Params are only added; tables are
+  replaced, not appended.
+
+The tracking URI is always absolute (`resolve_tracking_uri`): Ray Tune runs trials in their own directories,
+and a relative `sqlite:///mlflow.db` would create one database per directory.
+
+The secret guard: callers `register` secret material (e.g. a watermark key); every param, tag, metric name,
+table, text and artifact file is checked before it is written, and a match raises `SecretLeakError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB_NAME = "mlflow.db"
+SWEEP_TAG = "sweep_id"
+TRIAL_TAG = "trial_id"
+COMPLETE_TAG = "trial_complete"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag (the UI draws the tree from it)
+_LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
+_MAX_PARAM_LEN = 6000
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tracking URI
+# ----------------------------------------------------------------------------------------------------------
+
+
+def resolve_tracking_uri(uri: str | None = None, cwd: str | Path | None = None) -> str:
+    """Absolute MLflow tracking URI: `uri`, else `$MLFLOW_TRACKING_URI`, else `sqlite:///<abs cwd>/mlflow.db`.
+
+    Relative SQLite and file URIs and bare paths are made absolute against `cwd` (default: the current
+    directory); a bare path ending in `.db` becomes a SQLite URI; server URIs (http, https) pass unchanged.
+    """
+    base = Path(cwd or os.getcwd()).resolve()
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+    if uri is None:
+        return f"sqlite:///{base / DEFAULT_DB_NAME}"
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :]
+        if path.startswith("/") or path == ":memory:":
+            return uri
+        return f"sqlite:///{(base / path).resolve()}"
+    if uri.startswith("file:"):
+        path = re.sub(r"^file:(//)?", "", uri)
+        return "file://" + str((base / path).resolve()) if not path.startswith("/") else "file://" + path
+    if "://" in uri or uri in ("databricks",) or uri.startswith("databricks"):
+        return uri
+    # A bare path.
+    path = (base / uri).resolve()
+    if path.suffix == ".db":
+        return f"sqlite:///{path}"
+    raise ValueError(
+        f"tracking URI {uri!r}: give sqlite:///PATH.db, a .db path, or an http(s) server URI "
+        "(MLflow 3 refuses the ./mlruns file store unless opted in)"
+    )
+
+
+def default_artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Artifact root of a new experiment: beside the SQLite file for local stores, else the default."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///") :])
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
+        return (db.parent / "mlartifacts" / safe).as_uri()
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Secret guard
+# ----------------------------------------------------------------------------------------------------------
+
+
+class SecretLeakError(RuntimeError):
+    """Something about to be logged contains registered secret material; nothing was logged."""
+
+
+class SecretGuard:
+    """Refuses any text or file that contains a registered secret (raw, decimal or hex form).
+
+    Forms of 8 characters or more match anywhere; shorter forms (e.g. a small integer seed) match only as a
+    whole token: a short key `7` refuses the param value "7" but not the metric name "top7".
+    """
+
+    def __init__(self) -> None:
+        self._long: list[bytes] = []
+        self._short: list[re.Pattern[bytes]] = []
+
+    def register(self, secret: bytes | str | int) -> None:
+        """Register secret material; its raw, text and hex forms are refused from now on."""
+        if isinstance(secret, bool):
+            raise TypeError("a secret cannot be a bool")
+        forms: set[bytes] = set()
+        if isinstance(secret, int):
+            forms.add(str(secret).encode())
+        else:
+            raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+            forms.add(raw)
+            forms.add(raw.hex().encode())
+            stripped = raw.strip()
+            if stripped:
+                forms.add(stripped)
+        for form in forms:
+            if not form:
+                continue
+            if len(form) >= 8:
+                self._long.append(form)
+            else:
+                self._short.append(re.compile(rb"(?<![0-9A-Za-z])" + re.escape(form) + rb"(?![0-9A-Za-z])"))
+
+    @property
+    def active(self) -> bool:
+        return bool(self._long or self._short)
+
+    def contains_secret(self, data: str | bytes) -> bool:
+        blob = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+        if any(form in blob for form in self._long):
+            return True
+        return any(pattern.search(blob) for pattern in self._short)
+
+    def check(self, data: str | bytes | Any, where: str) -> None:
+        """Raise SecretLeakError if `data` (text, bytes, or anything with a str()) contains a secret."""
+        if not self.active:
+            return
+        if not isinstance(data, str | bytes):
+            data = str(data)
+        if self.contains_secret(data):
+            raise SecretLeakError(f"refusing to log {where}: it contains registered secret material")
+
+    def check_file(self, path: str | Path, where: str | None = None) -> None:
+        if not self.active:
+            return
+        self.check(Path(path).read_bytes(), where or f"artifact {Path(path).name}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tracker
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        text = json.dumps(list(value), default=str)
+    elif value is None:
+        text = "None"
+    else:
+        text = str(value)
+    return text[:_MAX_PARAM_LEN]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+class Tracker:
+    """MLflow writer for one sweep driver: parent/child runs, params, metrics, tables, figures, guarded."""
+
+    def __init__(
+        self, tracking_uri: str | None = None, experiment: str = "sweeps", guard: SecretGuard | None = None
+    ) -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.guard = guard or SecretGuard()
+        mlflow.set_tracking_uri(self.tracking_uri)  # for helpers that use the fluent API (none write here)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.experiment_name = experiment
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            self.guard.check(experiment, "experiment name")
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=default_artifact_location(self.tracking_uri, experiment)
+            )
+        else:
+            if found.lifecycle_stage == "deleted":
+                self.client.restore_experiment(found.experiment_id)
+            self.experiment_id = found.experiment_id
+
+    # -- runs ---------------------------------------------------------------------------------------------
+
+    def _search(self, filter_string: str) -> list[Any]:
+        runs: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string=filter_string, max_results=1000, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
+
+    def parent_run(
+        self, sweep_id: str, run_name: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> str:
+        """Find-or-create the sweep's parent run (by its `sweep_id` tag) and mark it RUNNING."""
+        runs = [r for r in self._search(f"tags.{SWEEP_TAG} = '{sweep_id}'") if TRIAL_TAG not in r.data.tags]
+        if runs:
+            run_id = runs[0].info.run_id
+            if len(runs) > 1:
+                log.warning("sweep %s has %d parent runs; using the oldest, %s", sweep_id, len(runs), run_id)
+            self.client.update_run(run_id, status="RUNNING")
+            log.info("mlflow: reusing parent run %s for sweep %s", run_id, sweep_id)
+        else:
+            all_tags = {SWEEP_TAG: sweep_id, **{k: str(v) for k, v in (tags or {}).items()}}
+            self._check_mapping(all_tags, "tag")
+            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name or sweep_id)
+            run_id = run.info.run_id
+            log.info("mlflow: created parent run %s for sweep %s", run_id, sweep_id)
+        return run_id
+
+    def child_runs(self, sweep_id: str) -> dict[str, Any]:
+        """The trial runs of a sweep, by trial id (the oldest wins if an outside writer made duplicates)."""
+        children: dict[str, Any] = {}
+        for run in self._search(f"tags.{SWEEP_TAG} = '{sweep_id}'"):
+            trial_id = run.data.tags.get(TRIAL_TAG)
+            if trial_id and trial_id not in children:
+                children[trial_id] = run
+        return children
+
+    def child_run(
+        self, parent_run_id: str, sweep_id: str, trial_id: str, run_name: str | None = None
+    ) -> tuple[str, bool]:
+        """Find-or-create the nested run of one trial; returns (run_id, already_complete)."""
+        runs = self._search(f"tags.{SWEEP_TAG} = '{sweep_id}' and tags.{TRIAL_TAG} = '{trial_id}'")
+        if runs:
+            run = runs[0]
+            return run.info.run_id, run.data.tags.get(COMPLETE_TAG) == "1"
+        tags = {SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id, PARENT_TAG: parent_run_id}
+        self._check_mapping(tags, "tag")
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=run_name or trial_id)
+        return run.info.run_id, False
+
+    def is_complete(self, run_id: str) -> bool:
+        return self.client.get_run(run_id).data.tags.get(COMPLETE_TAG) == "1"
+
+    def mark_complete(self, run_id: str) -> None:
+        self.client.set_tag(run_id, COMPLETE_TAG, "1")
+        self.finish(run_id, "FINISHED")
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    # -- values -------------------------------------------------------------------------------------------
+
+    def _check_mapping(self, mapping: Mapping[str, Any], kind: str) -> None:
+        for key, value in mapping.items():
+            self.guard.check(key, f"{kind} name {key!r}")
+            self.guard.check(value, f"{kind} {key!r}")
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log (flattened) params that the run does not have yet; an existing param keeps its value."""
+        from mlflow.entities import Param
+
+        flat = {k: _param_text(v) for k, v in _flatten(params).items()}
+        self._check_mapping(flat, "param")
+        existing = self.client.get_run(run_id).data.params
+        changed = {k: (existing[k], v) for k, v in flat.items() if k in existing and existing[k] != v}
+        if changed:
+            log.warning("mlflow run %s: params already logged with other values, kept: %s", run_id, changed)
+        new = [Param(k, v) for k, v in flat.items() if k not in existing]
+        for start in range(0, len(new), 100):
+            self.client.log_batch(run_id, params=new[start : start + 100])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        texts = {k: _param_text(v) for k, v in tags.items()}
+        self._check_mapping(texts, "tag")
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in texts.items()])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
+        """Log the finite numeric entries of `metrics` (others are skipped) at `step`."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        flat = {k: v for k, v in _flatten(metrics).items() if _is_number(v)}
+        for key in flat:
+            self.guard.check(key, f"metric name {key!r}")
+        batch = [Metric(k, float(v), now, step) for k, v in flat.items()]
+        for start in range(0, len(batch), 500):
+            self.client.log_batch(run_id, metrics=batch[start : start + 500])
+
+    # -- artifacts ----------------------------------------------------------------------------------------
+
+    def _artifact_exists(self, run_id: str, artifact_file: str) -> bool:
+        directory = os.path.dirname(artifact_file) or None
+        return any(f.path == artifact_file for f in self.client.list_artifacts(run_id, path=directory))
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.guard.check(text, f"artifact {artifact_file}")
+        self.client.log_text(run_id, text, artifact_file)
+
+    def log_dict(self, run_id: str, data: Mapping[str, Any], artifact_file: str) -> None:
+        self.log_text(run_id, json.dumps(data, indent=2, sort_keys=True, default=str), artifact_file)
+
+    def load_dict(self, run_id: str, artifact_file: str) -> dict[str, Any] | None:
+        from mlflow.artifacts import download_artifacts
+
+        if not self._artifact_exists(run_id, artifact_file):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = download_artifacts(
+                run_id=run_id, artifact_path=artifact_file, dst_path=tmp, tracking_uri=self.tracking_uri
+            )
+            return json.loads(Path(path).read_text())
+
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        for file in files:
+            self.guard.check_file(file, f"artifact {file.name}")
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_table(self, run_id: str, frame: pd.DataFrame, name: str, directory: str = "tables") -> None:
+        """Log `frame` as an MLflow table (`<directory>/<name>.json`, read by `mlflow.load_table`) plus CSV
+        and Markdown artifacts. Logging a name again REPLACES the table (MLflow's own log_table appends)."""
+        artifact_json = f"{directory}/{name}.json"
+        csv_text = frame.to_csv(index=False)
+        markdown = to_markdown(frame)
+        json_text = frame.to_json(orient="split", index=False, date_format="iso")
+        for text, kind in ((csv_text, "csv"), (markdown, "md"), (json_text, "json")):
+            self.guard.check(text, f"table {name} ({kind})")
+        if self._artifact_exists(run_id, artifact_json):
+            with tempfile.TemporaryDirectory() as tmp:
+                target = Path(tmp) / f"{name}.json"
+                target.write_text(json_text)
+                self.client.log_artifact(run_id, str(target), directory)  # overwrite in place
+        else:
+            self.client.log_table(run_id, data=frame, artifact_file=artifact_json)
+        self.client.log_text(run_id, csv_text, f"{directory}/{name}.csv")
+        self.client.log_text(run_id, markdown, f"{directory}/{name}.md")
+
+    def load_table(self, run_id: str, name: str, directory: str = "tables") -> pd.DataFrame:
+        import mlflow
+
+        return mlflow.load_table(f"{directory}/{name}.json", run_ids=[run_id], extra_columns=None)
+
+    def log_figure(self, run_id: str, figure: Figure, name: str, directory: str = "plots") -> None:
+        """Save a matplotlib figure as `<directory>/<name>.png` (Agg backend, no display needed)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / f"{name}.png"
+            figure.savefig(target, dpi=120, bbox_inches="tight")
+            self.guard.check_file(target, f"figure {name}")
+            self.client.log_artifact(run_id, str(target), directory)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        return [f.path for f in self.client.list_artifacts(run_id, path=path)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tables and plots
+# ----------------------------------------------------------------------------------------------------------
+
+
+def aggregate(frame: pd.DataFrame, by: Sequence[str], metric: str, over: str | None = "seed") -> pd.DataFrame:
+    """Mean, standard deviation (ddof=1; NaN for one replicate), min, max and count of `metric` per group.
+
+    `over` names the replication column (checked to exist when given): rows differing only in it are pooled.
+    """
+    if over is not None and over not in frame.columns:
+        raise KeyError(f"aggregate: replication column {over!r} not in the frame ({list(frame.columns)})")
+    missing = [c for c in [*by, metric] if c not in frame.columns]
+    if missing:
+        raise KeyError(f"aggregate: columns {missing} not in the frame ({list(frame.columns)})")
+    grouped = frame.groupby(list(by), dropna=False, sort=True)[metric]
+    table = grouped.agg(["mean", "std", "min", "max", "count"]).reset_index()
+    return table.rename(
+        columns={
+            "mean": f"{metric}_mean",
+            "std": f"{metric}_std",
+            "min": f"{metric}_min",
+            "max": f"{metric}_max",
+            "count": "n",
+        }
+    )
+
+
+def mean_std_table(
+    frame: pd.DataFrame,
+    index: str | Sequence[str],
+    columns: str | Sequence[str],
+    metric: str,
+    digits: int = 1,
+) -> pd.DataFrame:
+    """Pivot of "mean ± std" strings of `metric` over replicates: a row per `index`, a column per `columns`.
+
+    A cell with a single replicate shows the mean alone.
+    """
+    index = [index] if isinstance(index, str) else list(index)
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    stats = aggregate(frame, [*index, *columns], metric, over=None)
+
+    def cell(row: Any) -> str:
+        mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
+        if row["n"] < 2 or (isinstance(std, float) and math.isnan(std)):
+            return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    stats["cell"] = stats.apply(cell, axis=1)
+    table = stats.pivot_table(index=index, columns=columns, values="cell", aggfunc="first")
+    table.columns = [
+        " ".join(str(part) for part in (c if isinstance(c, tuple) else (c,))) for c in table.columns.to_list()
+    ]
+    return table.reset_index()
+
+
+def to_markdown(frame: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
+    """GitHub-style Markdown table (no `tabulate` dependency)."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if math.isnan(value) else floatfmt.format(value)
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    headers = [str(c) for c in frame.columns]
+    rows = [[text(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    out = io.StringIO()
+    out.write("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |\n")
+    out.write("|" + "|".join("-" * (w + 2) for w in widths) + "|\n")
+    for row in rows:
+        out.write("| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |\n")
+    return out.getvalue()
+
+
+def print_table(frame: pd.DataFrame, title: str | None = None, file: Any = None) -> None:
+    """Print a table to the console (Markdown layout, readable as is and pastable into a README)."""
+    import sys
+
+    stream = file or sys.stdout
+    if title:
+        stream.write(f"\n{title}\n")
+    stream.write(to_markdown(frame))
+    stream.flush()
+
+
+def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
+    """A (figure, axes) pair on the non-interactive Agg backend, safe on headless machines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    return figure, figure.add_subplot(1, 1, 1)
+
+
+def line_plot(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    hue: str | Sequence[str] | None = None,
+    title: str | None = None,
+    xlog: bool = False,
+    hlines: Iterable[float] = (),
+) -> Figure:
+    """Mean of `y` against `x`, one line per `hue` group, with ±1 std error bars over replicates."""
+    figure, axes = new_figure()
+    hue_cols = [] if hue is None else ([hue] if isinstance(hue, str) else list(hue))
+    groups = frame.groupby(hue_cols, dropna=False, sort=True) if hue_cols else [((), frame)]
+    for key, part in groups:
+        stats = part.groupby(x, sort=True)[y].agg(["mean", "std"]).reset_index()
+        values = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{c}={v}" for c, v in zip(hue_cols, values, strict=True))
+        errors = stats["std"].fillna(0.0)
+        axes.errorbar(stats[x], stats["mean"], yerr=errors, marker="o", capsize=3, label=label)
+    for level in hlines:
+        axes.axhline(level, color="grey", linestyle="--", linewidth=0.8)
+    if xlog:
+        axes.set_xscale("symlog")
+    axes.set_xlabel(x)
+    axes.set_ylabel(y)
+    if title:
+        axes.set_title(title)
+    if hue_cols:
+        axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    return figure
