@@ -369,9 +369,7 @@ class Tracker:
         self.client.log_text(run_id, markdown, f"{directory}/{name}.md")
 
     def load_table(self, run_id: str, name: str, directory: str = "tables") -> pd.DataFrame:
-        import mlflow
-
-        return mlflow.load_table(f"{directory}/{name}.json", run_ids=[run_id], extra_columns=None)
+        return self.client.load_table(self.experiment_id, f"{directory}/{name}.json", run_ids=[run_id])
 
     def log_figure(self, run_id: str, figure: Figure, name: str, directory: str = "plots") -> None:
         """Save a matplotlib figure as `<directory>/<name>.png` (Agg backend, no display needed)."""
