@@ -1,8 +1,9 @@
-"""Grid declaration: one-at-a-time vs Cartesian counts, dedup, deterministic ids, CLI overrides, validation."""
+"""Grid declaration: one-at-a-time vs Cartesian counts, dedup, stable ids, CLI overrides, validation."""
 
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 import sweeps_testlib  # noqa: F401  (import paths)
@@ -94,14 +95,14 @@ def test_overrides():
     ],
 )
 def test_invalid_overrides_name_the_axis(override, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         paper_grid().with_overrides(override)
 
 
 def test_invalid_declarations():
     with pytest.raises(ConfigError, match="unknown axis"):
         Grid(base={"a": 1}, vary={"b": [1]})
-    with pytest.raises(ConfigError, match="axis rho: invalid value 3.0"):
+    with pytest.raises(ConfigError, match=r"axis rho: invalid value 3\.0"):
         Grid(base={"rho": 0.0}, vary={"rho": [0.0, 3.0]}, checks={"rho": _check_rho})
     with pytest.raises(ConfigError, match="replication axis"):
         Grid(base={"seed": 1})
