@@ -1,0 +1,86 @@
+"""Run `finetune` in Ray Train V2 workers (`ray.train.torch.TorchTrainer`); Ray is imported only when used.
+
+Ray sets RANK/WORLD_SIZE/MASTER_* and starts the gloo (CPU) or NCCL (GPU) process group before the loop runs,
+so DeepSpeed needs no launcher. Each worker runs `finetune` on the same stable `out_dir` (a shared file system
+for more than one node): a retried trial resumes from the last Trainer checkpoint there, or from the
+checkpoint that Ray Train holds when `out_dir` has none. Metrics go to `ray.train.report` on every log step,
+every Trainer checkpoint is reported to Ray, and the final report carries `checkpoint_dir`.
+
+Inside a Ray Tune trial (Ray Train V2: Tune runs a plain function per trial), call `finetune_on_ray` from the
+trial function with `num_workers=1, use_gpu=False` on CPU.
+On CPU, DeepSpeed through the HF Trainer supports one worker (accelerate does not set up a multi-process CPU
+DeepSpeed run); use `zero_stage=None` for more than one CPU worker (plain DDP over gloo).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from radio.train.config import FinetuneConfig
+from radio.train.finetune import METRICS_FILE, FinetuneError, FinetuneResult, finetune
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """The per-worker function: `config` holds `finetune` (a FinetuneConfig dict) and the folder paths."""
+    cfg = FinetuneConfig.from_dict(config["finetune"])
+    finetune(
+        cfg,
+        config["base_model_dir"],
+        config["train_dir"],
+        config["out_dir"],
+        stop_after_steps=config.get("stop_after_steps"),
+        report_to_ray=True,
+    )
+
+
+def finetune_on_ray(
+    cfg: FinetuneConfig,
+    base_model_dir: str | Path,
+    train_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    num_workers: int = 1,
+    use_gpu: bool = False,
+    storage_path: str | Path | None = None,
+    name: str | None = None,
+    max_failures: int = 0,
+    stop_after_steps: int | None = None,
+) -> FinetuneResult | None:
+    """Fine-tune through a `TorchTrainer` with `num_workers` workers; returns the result read from `out_dir`.
+
+    Returns None when `stop_after_steps` stopped the run before the end (its checkpoint stays in `out_dir`).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if num_workers > 1 and not use_gpu and cfg.zero_stage is not None:
+        raise FinetuneError(
+            "zero_stage: DeepSpeed on CPU runs with one Ray worker; use num_workers=1 or zero_stage null"
+        )
+    out = Path(out_dir).resolve()
+    loop_config = {
+        "finetune": cfg.to_dict(),
+        "base_model_dir": str(Path(base_model_dir).resolve()),
+        "train_dir": str(Path(train_dir).resolve()),
+        "out_dir": str(out),
+        "stop_after_steps": stop_after_steps,
+    }
+    run_config = RunConfig(
+        name=name,
+        storage_path=str(Path(storage_path).resolve()) if storage_path is not None else None,
+        failure_config=FailureConfig(max_failures=max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=1),
+    )
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
+        run_config=run_config,
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    if not (out / METRICS_FILE).is_file():
+        return None
+    return FinetuneResult.load(out)
