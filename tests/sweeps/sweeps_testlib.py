@@ -34,6 +34,11 @@ def ray_session():
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    # Ray caches its C++ config (auth mode included) when first imported: refresh it, as ray.init does when it
+    # enables token auth itself; otherwise the driver keeps "disabled" while the GCS it starts wants a token.
+    from ray._raylet import Config
+
+    Config.initialize("")
     started = init_ray(RunOptions(num_cpus=2))
     try:
         yield ray
