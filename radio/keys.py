@@ -18,7 +18,7 @@ _FINGERPRINT_SALT = b"radio/key-fingerprint/v1"
 log = logging.getLogger(__name__)
 
 
-class KeyError_(ValueError):
+class MissingKeyError(ValueError):
     """The watermark key is missing or unreadable."""
 
 
@@ -26,7 +26,7 @@ def parse_key(text: str) -> int | bytes:
     """Interpret key material: a decimal integer (the three_bricks `seed`) stays an int, anything else is bytes."""
     stripped = text.strip()
     if not stripped:
-        raise KeyError_("the watermark key is empty")
+        raise MissingKeyError("the watermark key is empty")
     if stripped.isdigit():
         return int(stripped)
     return stripped.encode()
@@ -37,11 +37,11 @@ def load_key(key_file: str | Path | None = None, env_var: str = KEY_ENV_VAR) -> 
     if key_file is not None:
         path = Path(key_file)
         if not path.is_file():
-            raise KeyError_(f"--key-file {path}: file not found")
+            raise MissingKeyError(f"--key-file {path}: file not found")
         return parse_key(path.read_text())
     value = os.environ.get(env_var)
     if value is None:
-        raise KeyError_(f"no watermark key: pass --key-file PATH or set the environment variable {env_var}")
+        raise MissingKeyError(f"no watermark key: pass --key-file PATH or set the environment variable {env_var}")
     return parse_key(value)
 
 

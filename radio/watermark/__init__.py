@@ -1,0 +1,18 @@
+"""Watermark schemes (KGW, Aaronson), keyed hashing, and the LogitsProcessor used for generation."""
+
+from radio.watermark.hashing import HASHERS, Hasher
+from radio.watermark.sampling import SamplingProcessor, plain_generation_kwargs
+from radio.watermark.schemes import SCHEMES, Scheme
+from radio.watermark.watermark import Watermark, WatermarkLogitsProcessor, WatermarkSpec
+
+__all__ = [
+    "HASHERS",
+    "SCHEMES",
+    "Hasher",
+    "SamplingProcessor",
+    "Scheme",
+    "Watermark",
+    "WatermarkLogitsProcessor",
+    "WatermarkSpec",
+    "plain_generation_kwargs",
+]

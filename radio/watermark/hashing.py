@@ -1,0 +1,244 @@
+"""Keyed hashing: maps (secret key, window of k previous tokens, candidate token) to a uniform number in [0, 1).
+
+Two hashers share one interface, so every scheme works with either:
+
+- `RadioHasher` (default): a vectorised splitmix64-style hash in int64 torch arithmetic. One pass over a (batch, k)
+  window tensor gives a (batch, vocab) matrix of uniforms for generation, and one pass over (window, token) pairs
+  gives (batch,) uniforms for detection. Distinct (window, token) pairs get independent uniforms, so under H0 the
+  per-token scores of deduplicated pairs are exactly i.i.d.
+- `ThreeBricksHasher`: reproduces the seeding of facebookresearch/three_bricks and radioactive-watermark
+  (seed = (seed * 35317 + token) mod (2^64 - 1) over the window, a CPU `torch.Generator`, KGW green list = first
+  int(gamma V) entries of `randperm(V)`, Aaronson r = `rand(V)`), so text watermarked by that code is detected
+  here and the other way round. It loops over distinct windows in Python: exact, not fast.
+
+For KGW a token is green when its uniform is below `green_threshold(gamma)`; for Aaronson the uniform is r.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+_MASK64 = (1 << 64) - 1
+
+
+def _signed(value: int) -> int:
+    """Two's-complement view of an unsigned 64-bit constant, for int64 tensors."""
+    value &= _MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+_UNIFORM_BITS = 53
+_UNIFORM_SCALE = 2.0**-_UNIFORM_BITS
+_MAX_K = 64
+
+
+def _mix_int(x: int) -> int:
+    """splitmix64 finaliser on a Python int (used to derive constants)."""
+    x &= _MASK64
+    x ^= x >> 30
+    x = (x * _MIX1) & _MASK64
+    x ^= x >> 27
+    x = (x * _MIX2) & _MASK64
+    return x ^ (x >> 31)
+
+
+# One odd multiplier per window position and one for the candidate token: the window and token enter the hash
+# through a position-dependent linear form, then a full splitmix64 avalanche.
+_POSITION_MULTIPLIERS = [_mix_int(0x9E3779B97F4A7C15 * (j + 1)) | 1 for j in range(_MAX_K)]
+_TOKEN_MULTIPLIER = _mix_int(0xD6E8FEB86659FD93) | 1
+
+
+def _mix_numpy(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on uint64 arrays, in place (numpy's uint64 ops wrap and shift logically)."""
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(_MIX1)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(_MIX2)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 tensors (torch's >> is arithmetic on signed values)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _mix_torch(x: torch.Tensor) -> torch.Tensor:
+    """splitmix64 finaliser on int64 tensors; int64 multiplication wraps modulo 2^64 on CPU and CUDA alike."""
+    x = x ^ _shift_right(x, 30)
+    x = x * _signed(_MIX1)
+    x = x ^ _shift_right(x, 27)
+    x = x * _signed(_MIX2)
+    return x ^ _shift_right(x, 31)
+
+
+def key_to_int64(key: int | bytes | str) -> int:
+    """Derive the 64-bit hashing key from the secret (int, bytes or str) through BLAKE2b."""
+    material = str(key).encode() if isinstance(key, int) else key.encode() if isinstance(key, str) else key
+    digest = hashlib.blake2b(material, digest_size=8, person=b"radio-wm-key").digest()
+    return _signed(int.from_bytes(digest, "little"))
+
+
+class Hasher(ABC):
+    """Keyed map from (window, token) to a uniform in [0, 1); see the module docstring."""
+
+    name: str
+
+    @abstractmethod
+    def __init__(self, key: int | bytes | str, scheme: str) -> None:
+        """Bind the secret key; `scheme` is the registered scheme name (some hashers draw differently per scheme)."""
+
+    @abstractmethod
+    def vocab_uniforms(self, windows: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """(batch, k) int64 windows -> (batch, vocab_size) float64 uniforms, one per candidate token."""
+
+    @abstractmethod
+    def pair_uniforms(self, windows: torch.Tensor, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """(n, k) windows and (n,) tokens (all < vocab_size) -> (n,) float64 uniforms."""
+
+    @abstractmethod
+    def green_threshold(self, gamma: float, vocab_size: int) -> float:
+        """Uniforms below this value are green; it is also the exact H0 probability of green."""
+
+
+class RadioHasher(Hasher):
+    """Keyed splitmix64 hash of (window, token) (the default).
+
+    uniform(window, token) = top53(mix(mix(key ^ sum_j (w_j + 1) C_j) + (token + 1) C_T)) / 2^53.
+    CPU tensors are hashed with numpy uint64 arithmetic (an order of magnitude faster than torch's int64 kernels
+    here); CUDA tensors with the identical function in torch int64. `backend="torch"` forces the torch path (tests
+    check that both give the same bits).
+    """
+
+    name = "radio"
+
+    def __init__(self, key: int | bytes | str, scheme: str, backend: str = "auto") -> None:
+        self._key64 = key_to_int64(key) & _MASK64
+        self._backend = backend
+
+    def _use_numpy(self, tensor: torch.Tensor) -> bool:
+        return self._backend == "numpy" or (self._backend == "auto" and tensor.device.type == "cpu")
+
+    def _window_seeds_numpy(self, windows: torch.Tensor) -> np.ndarray:
+        w = windows.to(torch.int64).numpy().astype(np.uint64, copy=False)
+        acc = np.full(w.shape[0], self._key64, dtype=np.uint64)
+        for j in range(w.shape[1]):  # k is small; each step is vectorised over the batch
+            acc ^= (w[:, j] + np.uint64(1)) * np.uint64(_POSITION_MULTIPLIERS[j])
+        return _mix_numpy(acc)
+
+    def _window_seeds_torch(self, windows: torch.Tensor) -> torch.Tensor:
+        acc = torch.full((windows.shape[0],), _signed(self._key64), dtype=torch.int64, device=windows.device)
+        for j in range(windows.shape[1]):
+            acc = acc ^ ((windows[:, j].to(torch.int64) + 1) * _signed(_POSITION_MULTIPLIERS[j]))
+        return _mix_torch(acc)
+
+    def _check(self, windows: torch.Tensor) -> None:
+        if windows.shape[1] > _MAX_K:
+            raise ValueError(f"k: at most {_MAX_K} tokens per window, got {windows.shape[1]}")
+
+    def vocab_uniforms(self, windows: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """(batch, k) windows -> (batch, vocab_size) uniforms in one vectorised pass."""
+        self._check(windows)
+        if self._use_numpy(windows):
+            seeds = self._window_seeds_numpy(windows.cpu())
+            vocab = (np.arange(vocab_size, dtype=np.uint64) + np.uint64(1)) * np.uint64(_TOKEN_MULTIPLIER)
+            hashed = _mix_numpy(seeds[:, None] + vocab[None, :])
+            return torch.from_numpy(self._uniform_numpy(hashed)).to(windows.device)
+        seeds = self._window_seeds_torch(windows)
+        vocab = (torch.arange(vocab_size, dtype=torch.int64, device=windows.device) + 1) * _signed(_TOKEN_MULTIPLIER)
+        return self._uniform_torch(_mix_torch(seeds[:, None] + vocab[None, :]))
+
+    def pair_uniforms(self, windows: torch.Tensor, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """(n, k) windows and (n,) tokens -> (n,) uniforms in one vectorised pass."""
+        self._check(windows)
+        if self._use_numpy(windows):
+            seeds = self._window_seeds_numpy(windows.cpu())
+            t = tokens.cpu().to(torch.int64).numpy().astype(np.uint64, copy=False)
+            hashed = _mix_numpy(seeds + (t + np.uint64(1)) * np.uint64(_TOKEN_MULTIPLIER))
+            return torch.from_numpy(self._uniform_numpy(hashed)).to(tokens.device)
+        seeds = self._window_seeds_torch(windows)
+        return self._uniform_torch(_mix_torch(seeds + (tokens.to(torch.int64) + 1) * _signed(_TOKEN_MULTIPLIER)))
+
+    @staticmethod
+    def _uniform_numpy(hashed: np.ndarray) -> np.ndarray:
+        # The top 53 bits times 2^-53: exactly representable, so threshold comparisons are exact.
+        return (hashed >> np.uint64(64 - _UNIFORM_BITS)).astype(np.float64) * _UNIFORM_SCALE
+
+    @staticmethod
+    def _uniform_torch(hashed: torch.Tensor) -> torch.Tensor:
+        return _shift_right(hashed, 64 - _UNIFORM_BITS).to(torch.float64) * _UNIFORM_SCALE
+
+    def green_threshold(self, gamma: float, vocab_size: int) -> float:
+        """Each token is green independently with probability gamma (to 2^-53)."""
+        return float(gamma)
+
+
+class ThreeBricksHasher(Hasher):
+    """Seeding of facebookresearch/three_bricks and radioactive-watermark (`seeding='hash'`), exactly."""
+
+    name = "three_bricks"
+    SALT = 35317
+
+    def __init__(self, key: int | bytes | str, scheme: str) -> None:
+        if not isinstance(key, int) or key < 0:
+            raise ValueError("key: the three_bricks hashing mode needs a non-negative integer key (their `seed`)")
+        self._seed = key
+        # KGW draws a permutation, Aaronson a uniform vector, from the same seed.
+        self._draw_permutation = scheme == "kgw"
+
+    def window_seed(self, window: list[int]) -> int:
+        """seed = (seed * 35317 + token) mod (2^64 - 1), folded over the window in order."""
+        seed = self._seed
+        for token in window:
+            seed = (seed * self.SALT + token) % (2**64 - 1)
+        return seed
+
+    def _uniforms_for_seed(self, seed: int, vocab_size: int) -> torch.Tensor:
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(seed)
+        if self._draw_permutation:
+            # KGW: green list = randperm(V)[:int(gamma V)]; a token's rank / V is below int(gamma V) / V iff green.
+            permutation = torch.randperm(vocab_size, generator=generator)
+            ranks = torch.empty(vocab_size, dtype=torch.int64)
+            ranks[permutation] = torch.arange(vocab_size)
+            return ranks.to(torch.float64) / vocab_size
+        return torch.rand(vocab_size, generator=generator).to(torch.float64)
+
+    def vocab_uniforms(self, windows: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """One CPU generator draw per row (exact, slow)."""
+        rows = [self._uniforms_for_seed(self.window_seed(w), vocab_size) for w in windows.tolist()]
+        if not rows:
+            return torch.empty((0, vocab_size), dtype=torch.float64, device=windows.device)
+        return torch.stack(rows).to(windows.device)
+
+    def pair_uniforms(self, windows: torch.Tensor, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """One generator draw per distinct window, shared by every token scored under it."""
+        out = torch.empty(tokens.shape[0], dtype=torch.float64)
+        if tokens.numel() == 0:
+            return out.to(tokens.device)
+        if windows.shape[1] == 0:  # k = 0: one window for every token
+            unique, inverse = windows.new_zeros((1, 0)).cpu(), torch.zeros(tokens.shape[0], dtype=torch.long)
+        else:
+            unique, inverse = torch.unique(windows.cpu(), dim=0, return_inverse=True)
+        tokens_cpu = tokens.cpu()
+        order = torch.argsort(inverse, stable=True)
+        counts = torch.bincount(inverse, minlength=unique.shape[0]).tolist()
+        start = 0
+        for row, count in zip(unique.tolist(), counts, strict=True):
+            idx = order[start : start + count]
+            start += count
+            out[idx] = self._uniforms_for_seed(self.window_seed(row), vocab_size)[tokens_cpu[idx]]
+        return out.to(tokens.device)
+
+    def green_threshold(self, gamma: float, vocab_size: int) -> float:
+        """Green list size is int(gamma V), so P(green) = int(gamma V) / V."""
+        return int(gamma * vocab_size) / vocab_size
+
+
+HASHERS: dict[str, type[Hasher]] = {"radio": RadioHasher, "three_bricks": ThreeBricksHasher}

@@ -1,0 +1,118 @@
+"""Watermark schemes, registered by name: how uniforms bias generation, score tokens, and give p-values.
+
+A scheme sees only uniforms from a `Hasher` (one per candidate or scored token), so hashing and scheme compose
+freely. Add a scheme by subclassing `Scheme` and decorating it with `@register`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+
+from radio.stats.tails import log_binom_sf, log_binom_sf_mid, log_gamma_sf
+from radio.watermark.sampling import nucleus_log_probs
+
+SCHEMES: dict[str, type[Scheme]] = {}
+
+
+def register(cls: type[Scheme]) -> type[Scheme]:
+    """Class decorator adding a scheme to the registry under `cls.name`."""
+    SCHEMES[cls.name] = cls
+    return cls
+
+
+class Scheme(ABC):
+    """One watermark scheme: generation rule, per-token score, and the exact H0 tail of the summed score."""
+
+    name: str
+
+    def __init__(self, gamma: float, delta: float) -> None:
+        self.gamma = gamma
+        self.delta = delta
+
+    @abstractmethod
+    def sampling_logits(
+        self, logits: torch.Tensor, uniforms: torch.Tensor, threshold: float, temperature: float, top_p: float
+    ) -> torch.Tensor:
+        """Logits to sample the next token from. `uniforms` covers the first min(width, vocab_size) columns."""
+
+    @abstractmethod
+    def token_scores(self, uniforms: torch.Tensor, threshold: float) -> torch.Tensor:
+        """Per-token scores (float64) from the uniforms of the scored (window, token) pairs."""
+
+    @abstractmethod
+    def log_pvalue(self, statistic: float, n_scored: int, threshold: float, mid_p: bool) -> float:
+        """Natural log of P(score sum >= statistic | H0, n_scored i.i.d. scores)."""
+
+    @abstractmethod
+    def h0(self, threshold: float) -> dict[str, float | str]:
+        """Parameters of the null distribution of one score, for result records."""
+
+
+@register
+class KGW(Scheme):
+    """Kirchenbauer et al. 2023: add delta to green logits; score 1 per green token; H0: Binomial(N, gamma)."""
+
+    name = "kgw"
+
+    def sampling_logits(
+        self, logits: torch.Tensor, uniforms: torch.Tensor, threshold: float, temperature: float, top_p: float
+    ) -> torch.Tensor:
+        """Add delta to green logits, then temperature and top-p; `generate` samples from the result."""
+        biased = logits.float().clone()
+        width = uniforms.shape[1]
+        biased[:, :width] += self.delta * (uniforms < threshold).to(biased.dtype)
+        return nucleus_log_probs(biased, temperature, top_p)
+
+    def token_scores(self, uniforms: torch.Tensor, threshold: float) -> torch.Tensor:
+        """1.0 for green tokens, 0.0 otherwise."""
+        return (uniforms < threshold).to(torch.float64)
+
+    def log_pvalue(self, statistic: float, n_scored: int, threshold: float, mid_p: bool) -> float:
+        """Exact binomial upper tail (or its mid-p variant) in log space."""
+        tail = log_binom_sf_mid if mid_p else log_binom_sf
+        return float(tail(round(statistic), n_scored, threshold))
+
+    def h0(self, threshold: float) -> dict[str, float | str]:
+        """Scores are Bernoulli(p_green) under H0."""
+        return {"distribution": "binomial", "p_green": threshold}
+
+
+@register
+class Aaronson(Scheme):
+    """Aaronson–Kirchner: pick argmax r_v^(1/p_v); score -log(1 - r); H0: the sum is Gamma(N, 1)."""
+
+    name = "aaronson"
+
+    def sampling_logits(
+        self, logits: torch.Tensor, uniforms: torch.Tensor, threshold: float, temperature: float, top_p: float
+    ) -> torch.Tensor:
+        """Deterministic given the window: all mass on argmax log(r_v) / p_v over the top-p set."""
+        log_probs = nucleus_log_probs(logits, temperature, top_p)
+        width = uniforms.shape[1]
+        # log(r)/p is increasing in r^(1/p); tokens outside the nucleus or the watermark domain never win.
+        key = torch.full_like(log_probs, float("-inf"))
+        inside = log_probs[:, :width].exp()
+        key[:, :width] = torch.where(inside > 0, torch.log(uniforms.float()) / inside, float("-inf"))
+        # A row where no candidate has r > 0 (vanishingly rare) falls back to the most likely token.
+        best = torch.where(torch.isinf(key.max(dim=-1).values), log_probs.argmax(-1), key.argmax(-1))
+        out = torch.full_like(log_probs, float("-inf"))
+        out.scatter_(1, best[:, None], 0.0)
+        return out
+
+    def token_scores(self, uniforms: torch.Tensor, threshold: float) -> torch.Tensor:
+        """-log(1 - r), Exp(1) under H0."""
+        return -torch.log1p(-uniforms.to(torch.float64))
+
+    def log_pvalue(self, statistic: float, n_scored: int, threshold: float, mid_p: bool) -> float:
+        """Exact gamma upper tail in log space (continuous: mid-p equals the plain p-value)."""
+        return float(log_gamma_sf(statistic, n_scored))
+
+    def h0(self, threshold: float) -> dict[str, float | str]:
+        """Scores are Exp(1) under H0."""
+        return {"distribution": "gamma", "score": "exp(1)"}
+
+
+LN10 = math.log(10.0)

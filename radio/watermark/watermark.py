@@ -1,0 +1,152 @@
+"""`Watermark`: a scheme, a keyed hasher, a window size k and an explicit vocabulary domain, as one object."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from radio.config import require
+from radio.keys import key_fingerprint
+from radio.watermark.hashing import HASHERS, Hasher
+from radio.watermark.sampling import sampler_generate_kwargs
+from radio.watermark.schemes import SCHEMES, Scheme
+
+
+@dataclass(frozen=True)
+class WatermarkSpec:
+    """The public parameters of a watermark (everything but the key); safe to log and store."""
+
+    scheme: str = "kgw"
+    k: int = 2
+    gamma: float = 0.25
+    delta: float = 3.0
+    vocab_size: int = 32000
+    hashing: str = "radio"
+    temperature: float = 0.8
+    top_p: float = 0.95
+
+    def __post_init__(self) -> None:
+        require(self.scheme in SCHEMES, "scheme", f"unknown scheme {self.scheme!r}; known: {sorted(SCHEMES)}")
+        require(self.hashing in HASHERS, "hashing", f"unknown hashing {self.hashing!r}; known: {sorted(HASHERS)}")
+        require(isinstance(self.k, int) and self.k >= 0, "k", f"window size must be an integer >= 0, got {self.k}")
+        require(0.0 < self.gamma < 1.0, "gamma", f"must be in (0, 1), got {self.gamma}")
+        require(self.delta >= 0.0, "delta", f"must be >= 0, got {self.delta}")
+        require(
+            isinstance(self.vocab_size, int) and self.vocab_size > 0,
+            "vocab_size",
+            f"must be a positive integer, got {self.vocab_size}",
+        )
+        require(self.temperature > 0.0, "temperature", f"must be > 0, got {self.temperature}")
+        require(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
+
+
+class Watermark:
+    """A keyed watermark: generation through `logits_processor()`, detection through `score_pairs`.
+
+    Token ids at or beyond `vocab_size` are outside the watermark's domain: never green, never chosen by the
+    Aaronson rule, and not scored. Models whose logits are wider than the tokenizer are handled by that rule.
+    """
+
+    def __init__(
+        self,
+        scheme: str = "kgw",
+        k: int = 2,
+        gamma: float = 0.25,
+        delta: float = 3.0,
+        *,
+        key: int | bytes | str,
+        vocab_size: int,
+        hashing: str = "radio",
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+    ) -> None:
+        self.spec = WatermarkSpec(scheme, k, gamma, delta, vocab_size, hashing, temperature, top_p)
+        if isinstance(key, bool) or not isinstance(key, int | bytes | str) or key in (b"", ""):
+            raise ValueError("key: a non-empty int, bytes or str is required")
+        self._key = key
+        self.fingerprint = key_fingerprint(key if not isinstance(key, str) else key.encode())
+        self.scheme: Scheme = SCHEMES[scheme](gamma, delta)
+        self.hasher: Hasher = HASHERS[hashing](key, scheme)
+        self.threshold = self.hasher.green_threshold(gamma, vocab_size)
+
+    @classmethod
+    def from_spec(cls, spec: WatermarkSpec, key: int | bytes | str) -> Watermark:
+        """Build a watermark from stored public parameters and a key."""
+        return cls(**asdict(spec), key=key)
+
+    def with_key(self, key: int | bytes | str) -> Watermark:
+        """The same watermark under another key (the wrong-key control)."""
+        return Watermark.from_spec(self.spec, key)
+
+    def spec_dict(self) -> dict[str, object]:
+        """JSON-able public parameters plus the key fingerprint; never the key."""
+        return {**asdict(self.spec), "key_fingerprint": self.fingerprint}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in asdict(self.spec).items())
+        return f"Watermark({params}, key=<fingerprint {self.fingerprint}>)"
+
+    @property
+    def k(self) -> int:
+        """Window size: how many previous tokens seed the hash."""
+        return self.spec.k
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the watermark's token domain."""
+        return self.spec.vocab_size
+
+    def vocab_uniforms(self, windows: torch.Tensor) -> torch.Tensor:
+        """(batch, k) windows -> (batch, vocab_size) uniforms (green when below `threshold` for KGW)."""
+        return self.hasher.vocab_uniforms(windows.to(torch.int64), self.vocab_size)
+
+    def green_mask(self, windows: torch.Tensor) -> torch.Tensor:
+        """(batch, k) windows -> (batch, vocab_size) boolean green lists (KGW's view; for Aaronson: r < gamma)."""
+        return self.vocab_uniforms(windows) < self.threshold
+
+    def score_pairs(self, windows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """(n, k) windows and (n,) tokens (ids < vocab_size) -> (n,) float64 per-token scores."""
+        uniforms = self.hasher.pair_uniforms(windows.to(torch.int64), tokens.to(torch.int64), self.vocab_size)
+        return self.scheme.token_scores(uniforms, self.threshold)
+
+    def log_pvalue(self, statistic: float, n_scored: int, mid_p: bool = False) -> float:
+        """Natural log of the exact H0 p-value of a score sum over `n_scored` deduplicated tokens."""
+        if n_scored == 0:
+            return 0.0
+        return self.scheme.log_pvalue(statistic, n_scored, self.threshold, mid_p)
+
+    def h0(self) -> dict[str, float | str]:
+        """Null distribution parameters of one token score."""
+        return self.scheme.h0(self.threshold)
+
+    def logits_processor(self) -> WatermarkLogitsProcessor:
+        """A `transformers` LogitsProcessor applying the watermark, temperature and top-p in `generate`."""
+        return WatermarkLogitsProcessor(self)
+
+    def generation_kwargs(self) -> dict[str, object]:
+        """`model.generate(**inputs, **wm.generation_kwargs())`: watermarked sampling, generate's warpers off."""
+        return sampler_generate_kwargs(self.logits_processor())
+
+
+class WatermarkLogitsProcessor:
+    """Batched watermarking inside `model.generate`: hashes the last k tokens of every row in one pass.
+
+    Returns log-probabilities already shaped by the watermark, temperature and top-p; use it with
+    `do_sample=True, temperature=1.0, top_p=1.0, top_k=0` (see `Watermark.generation_kwargs`). Rows with fewer than
+    k tokens of context are not possible here (generate always has the prompt); pad tokens inside a window make
+    that token unwatermarked, which detection, seeing the real text, treats as an ordinary unbiased token.
+    """
+
+    def __init__(self, watermark: Watermark) -> None:
+        self.watermark = watermark
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """Bias (KGW) or select (Aaronson) the next token of every row."""
+        wm = self.watermark
+        k = wm.k
+        windows = input_ids[:, input_ids.shape[1] - k :] if k else input_ids[:, :0]
+        width = min(scores.shape[1], wm.vocab_size)
+        uniforms = wm.hasher.vocab_uniforms(windows.to(torch.int64), wm.vocab_size)[:, :width]
+        out = wm.scheme.sampling_logits(scores, uniforms, wm.threshold, wm.spec.temperature, wm.spec.top_p)
+        return out.to(scores.dtype)
