@@ -225,9 +225,7 @@ class Tracker:
             if not token:
                 return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
 
-    def parent_run(
-        self, sweep_id: str, run_name: str | None = None, tags: Mapping[str, Any] | None = None
-    ) -> str:
+    def parent_run(self, sweep_id: str, run_name: str | None = None, tags: Mapping[str, Any] | None = None) -> str:
         """Find-or-create the sweep's parent run (by its `sweep_id` tag) and mark it RUNNING."""
         runs = [r for r in self._search(f"tags.{SWEEP_TAG} = '{sweep_id}'") if TRIAL_TAG not in r.data.tags]
         if runs:

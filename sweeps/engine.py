@@ -171,9 +171,7 @@ class Grid:
             raise ConfigError(f"grid base: {self.seed_key!r} is the replication axis; set it with seeds=")
         for name, value in self.base.items():
             if not isinstance(name, str) or not isinstance(value, _SCALARS):
-                raise ConfigError(
-                    f"axis {name}: base value {value!r} must be a scalar (bool/int/float/str/None)"
-                )
+                raise ConfigError(f"axis {name}: base value {value!r} must be a scalar (bool/int/float/str/None)")
             self._check(name, value)
         unknown = sorted(set(self.vary) - set(self.base))
         if unknown:
@@ -195,9 +193,7 @@ class Grid:
         for i, point in enumerate(self.include):
             bad = sorted(set(point) - set(self.base))
             if bad:
-                raise ConfigError(
-                    f"grid include[{i}]: unknown axis(es) {bad}; known axes: {sorted(self.base)}"
-                )
+                raise ConfigError(f"grid include[{i}]: unknown axis(es) {bad}; known axes: {sorted(self.base)}")
             coerced = {k: _coerce(k, v, self.base[k]) for k, v in point.items()}
             for k, v in coerced.items():
                 self._check(k, v)
@@ -289,11 +285,7 @@ def parse_overrides(overrides: str | Sequence[str] | None) -> list[tuple[str, li
     """Parse `"rho=0,0.5,1 lr=1e-4"` (or a list of such words) into [(axis, [value texts])]."""
     if overrides is None:
         return []
-    words = (
-        shlex.split(overrides)
-        if isinstance(overrides, str)
-        else [w for o in overrides for w in shlex.split(o)]
-    )
+    words = shlex.split(overrides) if isinstance(overrides, str) else [w for o in overrides for w in shlex.split(o)]
     parsed = []
     for word in words:
         name, sep, values = word.partition("=")
@@ -351,9 +343,7 @@ class Resources:
     def describe(self) -> str:
         text = f"{self.cpu:g} CPU" + (f" + {self.gpu:g} GPU" if self.gpu else "")
         if self.workers:
-            per = f"{self.cpu_per_worker:g} CPU" + (
-                f" + {self.gpu_per_worker:g} GPU" if self.gpu_per_worker else ""
-            )
+            per = f"{self.cpu_per_worker:g} CPU" + (f" + {self.gpu_per_worker:g} GPU" if self.gpu_per_worker else "")
             text += f"; {self.workers} Ray Train worker(s) x ({per})"
         return text
 
@@ -402,9 +392,8 @@ class StageSummary:
 
     def line(self) -> str:
         parts = ", ".join(f"{s}: {h} hit(s) {m} built" for s, (h, m) in self.per_stage.items())
-        return (
-            f"shared stages: {self.hits + self.misses} distinct, "
-            f"{self.hits} cache hit(s), {self.misses} built" + (f" ({parts})" if parts else "")
+        return f"shared stages: {self.hits + self.misses} distinct, {self.hits} cache hit(s), {self.misses} built" + (
+            f" ({parts})" if parts else ""
         )
 
 
@@ -441,8 +430,7 @@ class StagePlan:
                 missing_needs = [n for n in stage.needs if n not in digests]
                 if missing_needs:
                     raise ConfigError(
-                        f"stage {stage.name}: trial {trial.trial_id} needs it "
-                        f"but not its inputs {missing_needs}"
+                        f"stage {stage.name}: trial {trial.trial_id} needs it but not its inputs {missing_needs}"
                     )
                 config = {}
                 for dep in stage.depends_on:
@@ -451,9 +439,7 @@ class StagePlan:
                     elif dep in constants:
                         config[dep] = constants[dep]
                     else:
-                        raise ConfigError(
-                            f"stage {stage.name}: depends on {dep!r}, neither a param nor a constant"
-                        )
+                        raise ConfigError(f"stage {stage.name}: depends on {dep!r}, neither a param nor a constant")
                 inputs = {n: digests[n] for n in stage.needs}
                 digest = config_hash(config, inputs)
                 key = (stage.name, digest)
@@ -489,9 +475,7 @@ class StagePlan:
                 else:
                     todo.append(inst)
             for inst in todo:
-                log.info(
-                    "cache miss: %s/%s %s (%d trial(s))", name, inst.digest, inst.config, len(inst.trials)
-                )
+                log.info("cache miss: %s/%s %s (%d trial(s))", name, inst.digest, inst.config, len(inst.trials))
             if executor == "local":
                 outputs = [_build_instance(stage, inst, self.root, self.key_fingerprint) for inst in todo]
             else:
@@ -500,9 +484,7 @@ class StagePlan:
                 task = ray.remote(_build_instance).options(
                     num_cpus=stage.resources.cpu, num_gpus=stage.resources.gpu, max_retries=1
                 )
-                outputs = ray.get(
-                    [task.remote(stage, inst, self.root, self.key_fingerprint) for inst in todo]
-                )
+                outputs = ray.get([task.remote(stage, inst, self.root, self.key_fingerprint) for inst in todo])
             built = sum(1 for out in outputs if not out.cached)
             per_stage[name] = (hits + len(outputs) - built, built)
         summary = StageSummary(
@@ -514,9 +496,7 @@ class StagePlan:
         return summary
 
 
-def _build_instance(
-    stage: Stage, inst: StageInstance, root: Path, key_fingerprint: str | None
-) -> StageOutput:
+def _build_instance(stage: Stage, inst: StageInstance, root: Path, key_fingerprint: str | None) -> StageOutput:
     upstream = {name: root / name / digest for name, digest in inst.inputs.items()}
     return run_stage(
         inst.stage,
@@ -691,15 +671,11 @@ class ActorPool:
         import ray
 
         res = self.evaluation.resources
-        cls = ray.remote(_EvalWorker).options(
-            num_cpus=res.cpu, num_gpus=res.gpu, max_restarts=2, max_task_retries=2
-        )
+        cls = ray.remote(_EvalWorker).options(num_cpus=res.cpu, num_gpus=res.gpu, max_restarts=2, max_task_retries=2)
         self._actors = [cls.remote(self.evaluation) for _ in range(max(1, self.evaluation.actors))]
         self._idle = list(self._actors)
 
-    def submit(
-        self, key: Any, checkpoint: str | None, params: dict[str, Any], tasks: list[dict[str, Any]]
-    ) -> None:
+    def submit(self, key: Any, checkpoint: str | None, params: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
         if not self._actors:
             self._start()
         self._queue.append((key, (checkpoint, params, tasks)))
@@ -830,6 +806,7 @@ class RunOptions:
     max_concurrent_trials: int = 1
     max_failures: int = 2
     checkpoints_to_keep: int = 2
+    reuse_actors: bool = True  # one trial process serves successive trials (saves a process start each)
     verbose: int = 1
     dry_run: bool = False
 
@@ -911,9 +888,7 @@ def _make_callback() -> Any:
 class _Driver:
     """The single MLflow writer: logs finished trials, dispatches evaluations, collects outcomes."""
 
-    def __init__(
-        self, sweep: Sweep, sweep_id: str, tracker: Tracker | None, parent_run_id: str | None
-    ) -> None:
+    def __init__(self, sweep: Sweep, sweep_id: str, tracker: Tracker | None, parent_run_id: str | None) -> None:
         self.sweep = sweep
         self.sweep_id = sweep_id
         self.tracker = tracker
@@ -1109,19 +1084,14 @@ def describe(sweep: Sweep, options: RunOptions | None = None) -> str:
         f"sweep {sweep.name}: id {sweep.sweep_id()}, {len(trials)} trial(s) "
         f"({len(sweep.grid.points())} point(s) x {len(sweep.grid.seeds)} seed(s), mode {sweep.grid.mode})",
         f"base point: {json.dumps(base, default=str)}",
-        f"trial resources: {sweep.resources.describe()}; "
-        f"max concurrent trials {options.max_concurrent_trials}",
+        f"trial resources: {sweep.resources.describe()}; max concurrent trials {options.max_concurrent_trials}",
         "trials:",
     ]
     for trial in trials:
         delta = {k: v for k, v in trial.params.items() if k in base and base[k] != v}
         seed = trial.params[sweep.grid.seed_key]
-        lines.append(
-            f"  {trial.trial_id}  seed={seed}  {json.dumps(delta, default=str) if delta else '(base)'}"
-        )
-    plan = StagePlan(
-        sweep.stages, trials, sweep.constants, Path(options.cache_root or "."), sweep.key_fingerprint
-    )
+        lines.append(f"  {trial.trial_id}  seed={seed}  {json.dumps(delta, default=str) if delta else '(base)'}")
+    plan = StagePlan(sweep.stages, trials, sweep.constants, Path(options.cache_root or "."), sweep.key_fingerprint)
     lines.append(f"shared stages (cache root {plan.root}):")
     for name, instances in plan.by_stage().items():
         stage = plan.stages[name]
@@ -1133,8 +1103,7 @@ def describe(sweep: Sweep, options: RunOptions | None = None) -> str:
         for inst in instances:
             state = "cached" if plan.is_cached(inst) else "to build"
             lines.append(
-                f"    {inst.digest} {json.dumps(inst.config, default=str)} "
-                f"{state}, {len(inst.trials)} trial(s)"
+                f"    {inst.digest} {json.dumps(inst.config, default=str)} {state}, {len(inst.trials)} trial(s)"
             )
     if sweep.evaluation is not None:
         ev = sweep.evaluation
@@ -1170,15 +1139,11 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
             **{f"const.{k}": v for k, v in sweep.constants.items()},
         },
     )
-    tracker.log_dict(
-        parent, {"grid": sweep.grid.describe(), "trials": [t.__dict__ for t in trials]}, "sweep.json"
-    )
+    tracker.log_dict(parent, {"grid": sweep.grid.describe(), "trials": [t.__dict__ for t in trials]}, "sweep.json")
     driver = _Driver(sweep, sweep_id, tracker, parent)
     driver.load_completed()
     todo = [t for t in trials if not driver.is_complete(t.trial_id)]
-    log.info(
-        "sweep %s: %d trial(s), %d already complete in MLflow", sweep_id, len(trials), len(trials) - len(todo)
-    )
+    log.info("sweep %s: %d trial(s), %d already complete in MLflow", sweep_id, len(trials), len(trials) - len(todo))
     plan = StagePlan(sweep.stages, todo, sweep.constants, Path(options.cache_root), sweep.key_fingerprint)
     stage_summary: StageSummary | None = None
     trained: list[str] = []
@@ -1206,9 +1171,7 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
         tracker.set_tags(parent, {"n_complete": len(outcomes) - len(failed), "n_failed": len(failed)})
         tracker.finish(parent, "FINISHED" if not failed and not missing else "FAILED")
         if failed or missing:
-            print(
-                f"sweep {sweep_id}: {len(failed)} failed and {len(missing)} missing trial(s); rerun to resume"
-            )
+            print(f"sweep {sweep_id}: {len(failed)} failed and {len(missing)} missing trial(s); rerun to resume")
     finally:
         _ACTIVE_DRIVER = None
         if driver.pool is not None:
@@ -1217,9 +1180,7 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
             import ray
 
             ray.shutdown()
-    return SweepResult(
-        sweep_id, outcomes, frame, report, stage_summary, parent, trained, time.perf_counter() - start
-    )
+    return SweepResult(sweep_id, outcomes, frame, report, stage_summary, parent, trained, time.perf_counter() - start)
 
 
 def _fit(
@@ -1243,9 +1204,7 @@ def _fit(
     experiment_path = str(Path(options.storage_path) / sweep_id)
     if tune.Tuner.can_restore(experiment_path):
         log.info("resuming the Tune experiment at %s", experiment_path)
-        tuner = tune.Tuner.restore(
-            experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True
-        )
+        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         space = [
             {
@@ -1260,6 +1219,7 @@ def _fit(
             param_space={"trial": tune.grid_search(space)},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=options.max_concurrent_trials,
+                reuse_actors=options.reuse_actors,
                 trial_dirname_creator=_trial_dirname,
                 trial_name_creator=_trial_dirname,
             ),
@@ -1296,34 +1256,20 @@ def _fit(
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The engine's standard options (a sweep script adds its own, e.g. --preset, --key-file)."""
-    parser.add_argument(
-        "overrides", nargs="*", metavar="AXIS=V1,V2", help="override grid axes, e.g. rho=0,0.5,1"
-    )
-    parser.add_argument(
-        "--cartesian", action="store_true", help="full Cartesian product instead of one-at-a-time"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print trials, stages and resources; start nothing"
-    )
-    parser.add_argument(
-        "--tracking-uri", default=None, help="MLflow URI (default $MLFLOW_TRACKING_URI or ./mlflow.db)"
-    )
+    parser.add_argument("overrides", nargs="*", metavar="AXIS=V1,V2", help="override grid axes, e.g. rho=0,0.5,1")
+    parser.add_argument("--cartesian", action="store_true", help="full Cartesian product instead of one-at-a-time")
+    parser.add_argument("--dry-run", action="store_true", help="print trials, stages and resources; start nothing")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow URI (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
     parser.add_argument("--experiment", default=None, help="MLflow experiment name (default: the sweep name)")
     parser.add_argument(
         "--storage-path", default=None, help="Tune storage (shared FS on a cluster; default ./.radio/sweeps)"
     )
-    parser.add_argument(
-        "--cache-root", default=None, help="stage cache root (default $RADIO_CACHE or ~/.cache/radio)"
-    )
-    parser.add_argument(
-        "--ray-address", default=None, help="'auto' or HOST:PORT to join a cluster; default local Ray"
-    )
+    parser.add_argument("--cache-root", default=None, help="stage cache root (default $RADIO_CACHE or ~/.cache/radio)")
+    parser.add_argument("--ray-address", default=None, help="'auto' or HOST:PORT to join a cluster; default local Ray")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a new local Ray instance")
     parser.add_argument("--num-gpus", type=int, default=None, help="GPUs of a new local Ray instance")
     parser.add_argument("--max-concurrent-trials", type=int, default=1)
-    parser.add_argument(
-        "--max-failures", type=int, default=2, help="retries of a failed trial (from its checkpoint)"
-    )
+    parser.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (from its checkpoint)")
     return parser
 
 

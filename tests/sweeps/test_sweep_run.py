@@ -8,10 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import sweeps_testlib
-from mlflow import MlflowClient
 
 from radio.tracking import aggregate, line_plot
 from sweeps.engine import (
@@ -91,7 +89,7 @@ def make_sweep(workdir: Path, name: str = "toy") -> Sweep:
     def evaluate(loaded: dict, task) -> dict:
         return {"score": loaded["value"] * task["scale"], "pid": os.getpid()}
 
-    def report(frame: pd.DataFrame) -> Report:
+    def report(frame) -> Report:
         main = frame[frame["task"] == "main"]
         table = aggregate(main, ["a", "b"], "score")
         return Report(
@@ -131,6 +129,8 @@ def _options(workdir: Path, db: str = "mlflow.db") -> RunOptions:
 
 
 def _runs(uri: str, experiment: str) -> list:
+    from mlflow import MlflowClient
+
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     return client.search_runs([exp.experiment_id], max_results=1000)
@@ -170,6 +170,8 @@ def test_sweep_end_to_end_rerun_and_restore(ray_session, tmp_path, capsys):
     assert {c.data.tags["trial_id"] for c in children} == {t.trial_id for t in trials}
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     assert all(c.data.tags["trial_complete"] == "1" for c in children)
+    from mlflow import MlflowClient
+
     client = MlflowClient(tracking_uri=uri)
     tables = {f.path for f in client.list_artifacts(parent.info.run_id, "tables")}
     assert {"tables/score_by_point.json", "tables/score_by_point.csv", "tables/score_by_point.md"} <= tables
@@ -237,7 +239,7 @@ def test_dead_worker_retried_from_checkpoint_recorded_once(ray_session, tmp_path
     assert by_seed[0].error is None and by_seed[1].error is None
     assert by_seed[0].metrics["resumed_from"] == 2  # resumed after the step-1 checkpoint
     assert by_seed[1].metrics["resumed_from"] == 0
-    killed = [t.trial_id for t in sweep.trials() if t.params["seed"] == 0][0]
+    killed = next(t.trial_id for t in sweep.trials() if t.params["seed"] == 0)
     assert (tmp_path / f"killed-{killed}").exists()
     assert _lines(tmp_path / "attempts.txt").count(killed) == 2
     runs = _runs(options.tracking_uri, "crash")

@@ -74,8 +74,7 @@ def test_stages_built_once_per_distinct_dependency(tmp_path):
     # another key fingerprint is another data set
     other = StagePlan(make_stages(), trials, {"key_fp": "ffff0000"}, tmp_path)
     assert not any(
-        plan_inst.digest in {i.digest for i in plan.instances.values()}
-        for plan_inst in other.by_stage()["data"]
+        plan_inst.digest in {i.digest for i in plan.instances.values()} for plan_inst in other.by_stage()["data"]
     )
 
 
