@@ -62,9 +62,7 @@ class FinetuneConfig:
             f"must be a finite number in (0, 1], got {self.learning_rate!r}",
         )
         require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
-        require(
-            self.max_steps is None or self.max_steps >= 1, "max_steps", f"must be >= 1, got {self.max_steps}"
-        )
+        require(self.max_steps is None or self.max_steps >= 1, "max_steps", f"must be >= 1, got {self.max_steps}")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.grad_accum >= 1, "grad_accum", f"must be >= 1, got {self.grad_accum}")
         require(self.max_seq_len >= 2, "max_seq_len", f"must be >= 2, got {self.max_seq_len}")
@@ -98,9 +96,7 @@ class FinetuneConfig:
             "zero_stage",
             f"must be 0, 1, 2, 3 or null (no DeepSpeed), got {self.zero_stage!r}",
         )
-        require(
-            self.precision in ("fp32", "bf16", "fp16"), "precision", f"unknown precision {self.precision!r}"
-        )
+        require(self.precision in ("fp32", "bf16", "fp16"), "precision", f"unknown precision {self.precision!r}")
         require(
             self.device in ("auto", "cpu", "cuda"),
             "device",

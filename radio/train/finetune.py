@@ -51,6 +51,9 @@ _STAGING_DIR = ".staging"
 # Fields that change how a run is executed or logged, not the model it produces: left out of the stage hash.
 _EXECUTION_FIELDS = ("log_every_steps", "save_every_steps", "keep_checkpoints")
 _DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# accelerate sets ACCELERATE_USE_DEEPSPEED=true for good once a DeepSpeed plugin is used; it must not leak into
+# a later run without DeepSpeed in the same process.
+_RUN_ENV = (*_DIST_ENV, "ACCELERATE_USE_DEEPSPEED", "ACCELERATE_TORCH_DEVICE")
 
 
 class FinetuneError(ValueError):
@@ -188,28 +191,32 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def single_process_env() -> Iterator[None]:
-    """Provide RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT to a lone process; keep a launcher's.
+def run_env(use_deepspeed: bool, device: str) -> Iterator[None]:
+    """The process environment of one fine-tune; whatever it changes is restored afterwards.
 
-    DeepSpeed falls into MPI discovery (and fails) in a bare process without them. Under Ray Train, torchrun
-    or the deepspeed launcher they are already set and nothing changes. The previous environment is restored
-    after.
+    With DeepSpeed, a lone process gets RANK=0, WORLD_SIZE=1, LOCAL_RANK=0, MASTER_ADDR=127.0.0.1 and a free
+    MASTER_PORT: without them DeepSpeed falls into MPI discovery and fails. Under Ray Train, torchrun or the
+    deepspeed launcher they are already set and are kept. On CPU, accelerate is pointed at the CPU device.
+    Without DeepSpeed, a stale ACCELERATE_USE_DEEPSPEED from an earlier run in this process is removed.
     """
-    if "RANK" in os.environ or "WORLD_SIZE" in os.environ:
-        yield
-        return
-    saved = {k: os.environ.get(k) for k in _DIST_ENV}
-    os.environ.update(
-        {
-            "RANK": "0",
-            "WORLD_SIZE": "1",
-            "LOCAL_RANK": "0",
-            "LOCAL_WORLD_SIZE": "1",
-            "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
-            "MASTER_PORT": os.environ.get("MASTER_PORT", str(_free_port())),
-        }
-    )
+    saved = {k: os.environ.get(k) for k in _RUN_ENV}
     try:
+        if use_deepspeed:
+            if "RANK" not in os.environ and "WORLD_SIZE" not in os.environ:
+                os.environ.update(
+                    {
+                        "RANK": "0",
+                        "WORLD_SIZE": "1",
+                        "LOCAL_RANK": "0",
+                        "LOCAL_WORLD_SIZE": "1",
+                        "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
+                        "MASTER_PORT": os.environ.get("MASTER_PORT", str(_free_port())),
+                    }
+                )
+            if device == "cpu":
+                os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
+        else:
+            os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
         yield
     finally:
         for key, value in saved.items():
@@ -242,7 +249,6 @@ def prepare_deepspeed(device: str) -> None:
         compatible = deepspeed.ops.__compatible_ops__  # probed once per process; edits persist
         compatible["deepspeed_shm_comm"] = False
         compatible["deepspeed_ccl_comm"] = False
-        os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -365,9 +371,7 @@ def load_train_data(
     )
     n_dropped = len(data) - len(rows)
     if n_dropped:
-        log.warning(
-            "%d of %d examples dropped: no answer token within max_seq_len=%d", n_dropped, len(data), max_len
-        )
+        log.warning("%d of %d examples dropped: no answer token within max_seq_len=%d", n_dropped, len(data), max_len)
     if len(rows) == 0:
         raise FinetuneError(f"{train_dir}: no example keeps an answer token within max_seq_len={max_len}")
     answer_tokens = sum(sum(1 for v in labels[1:] if v != -100) for labels in rows["labels"])
@@ -639,8 +643,7 @@ def finetune(
     if ds_config is not None:
         prepare_deepspeed(device)
     # DeepSpeed needs a distributed environment even for one process; the plain Trainer runs without one.
-    env = single_process_env() if ds_config is not None else contextlib.nullcontext()
-    with env:
+    with run_env(ds_config is not None, device):
         return _train(
             cfg,
             base_model_dir,
@@ -739,9 +742,7 @@ def _train(
     if isinstance(eos_id, list):
         eos_id = eos_id[0] if eos_id else None
     if cfg.append_eos and eos_id is None:
-        raise FinetuneError(
-            f"{base_model_dir}: append_eos is set but neither tokenizer nor config has an EOS"
-        )
+        raise FinetuneError(f"{base_model_dir}: append_eos is set but neither tokenizer nor config has an EOS")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
     pad_id = 0 if pad_id is None else pad_id
     if len(tokenizer) > vocab_size:

@@ -64,9 +64,7 @@ def build_toy_base(
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<eos>", "<unk>"])
     raw.train_from_iterator(toy_corpus().splitlines(), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
     config = LlamaConfig(
         vocab_size=vocab_size,
         max_position_embeddings=256,
