@@ -98,7 +98,9 @@ class GenerateConfig:
         require(
             0 < self.dedup_threshold <= 1, "generate.dedup_threshold", f"must be in (0, 1], got {self.dedup_threshold}"
         )
-        require(self.min_answer_tokens >= 0, "generate.min_answer_tokens", f"must be >= 0, got {self.min_answer_tokens}")
+        require(
+            self.min_answer_tokens >= 0, "generate.min_answer_tokens", f"must be >= 0, got {self.min_answer_tokens}"
+        )
 
 
 def build_prompts(cfg: GenerateConfig, tokenizer, prompts_path: Path) -> list[Prompt]:
@@ -170,8 +172,15 @@ def sample_answers(
         if batch_no % 10 == 9:
             log.info("%s: %d/%d prompts, %.0f tokens/s", desc, first + len(batch), len(prompts), n_tokens / elapsed)
     wall = time.perf_counter() - start
-    return answers, reasons, {"tokens_generated": n_tokens, "generate_wall_s": round(wall, 2),
-                              "tokens_per_s": round(n_tokens / wall, 1) if wall else 0.0}
+    return (
+        answers,
+        reasons,
+        {
+            "tokens_generated": n_tokens,
+            "generate_wall_s": round(wall, 2),
+            "tokens_per_s": round(n_tokens / wall, 1) if wall else 0.0,
+        },
+    )
 
 
 def _sampling_kwargs(cfg: GenerateConfig, key: int | bytes | None, vocab_size: int):

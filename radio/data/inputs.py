@@ -22,5 +22,7 @@ def input_digest(path: str | Path, what: str) -> str:
     if manifest.is_file():
         return str(json.loads(manifest.read_text())["hash"])
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    listing = [[str(p.relative_to(path) if path.is_dir() else p.name), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    listing = [
+        [str(p.relative_to(path) if path.is_dir() else p.name), p.stat().st_size, p.stat().st_mtime_ns] for p in files
+    ]
     return config_hash({"path": str(path), "files": listing})

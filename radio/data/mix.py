@@ -102,9 +102,7 @@ def plan_counts(cfg: MixConfig, n_wm: int, n_plain: int) -> dict[str, int]:
             f" + {cfg.heldout_size} heldout) but the watermarked set has {n_wm}"
         )
     if train_plain > n_plain:
-        raise EmptyDatasetError(
-            f"mix.train_size: needs {train_plain} plain records but the plain set has {n_plain}"
-        )
+        raise EmptyDatasetError(f"mix.train_size: needs {train_plain} plain records but the plain set has {n_plain}")
     return {
         "train_size": cfg.train_size,
         "train_watermarked": train_wm,
@@ -172,7 +170,11 @@ def make_mix(cfg: MixConfig, wm_dir: str | Path, plain_dir: str | Path, root: Pa
         if n_members < _round_half_up(cfg.d * cfg.known_size):
             log.warning(
                 "mix: only %d watermarked training records (rho=%s), so %d of %d known records are members (d=%s)",
-                n_wm, cfg.rho, n_members, cfg.known_size, cfg.d,
+                n_wm,
+                cfg.rho,
+                n_members,
+                cfg.known_size,
+                cfg.d,
             )
         for name, data in (("train", train), ("known", known), ("heldout", heldout)):
             data.save_to_disk(str(out / name))

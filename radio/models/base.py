@@ -46,7 +46,9 @@ def build_base(
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
         )
-        log.info("base %s: preset %s, %d parameters, %d training tokens", half, preset, count_parameters(model), len(train))
+        log.info(
+            "base %s: preset %s, %d parameters, %d training tokens", half, preset, count_parameters(model), len(train)
+        )
         stats = pretrain(model, train, cfg, seed=seed, heldout=heldout, desc=f"base {half.upper()}")
         model.save_pretrained(str(out))
         tok.save_pretrained(str(out))

@@ -69,15 +69,15 @@ def test_local_sources(tmp_path: Path, kind: str) -> None:
 
 
 def test_bad_sources_name_the_problem(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="corpus.source"):
+    with pytest.raises(FileNotFoundError, match=r"corpus.source"):
         read_documents(CorpusConfig(source=str(tmp_path / "missing.txt")))
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
-    with pytest.raises(EmptyCorpusError, match="corpus.source"):
+    with pytest.raises(EmptyCorpusError, match=r"corpus.source"):
         split_documents(read_documents(CorpusConfig(source=str(empty))), CorpusConfig(source=str(empty)))
     jsonl = tmp_path / "c.jsonl"
     jsonl.write_text('{"body": "x"}\n')
-    with pytest.raises(ConfigError, match="corpus.text_field"):
+    with pytest.raises(ConfigError, match=r"corpus.text_field"):
         read_documents(CorpusConfig(source=str(jsonl)))
-    with pytest.raises(ConfigError, match="corpus.heldout_fraction"):
+    with pytest.raises(ConfigError, match=r"corpus.heldout_fraction"):
         CorpusConfig(heldout_fraction=1.0)

@@ -101,7 +101,7 @@ def test_generation_is_cached_and_keyed(generated: Generated) -> None:
 
 def test_too_few_prompts_is_a_clear_error(generated: Generated, tmp_path: Path) -> None:
     prompts = generated.prepared.corpus_dir / "heldout"
-    with pytest.raises(EmptyDatasetError, match="generate.n_watermarked"):
+    with pytest.raises(EmptyDatasetError, match=r"generate.n_watermarked"):
         generate(tiny_generate_config(n_watermarked=100_000), generated.prepared.base_a_dir, KEY, tmp_path, prompts)
     assert not [p for p in (tmp_path / "generate").iterdir() if (p / "manifest.json").exists()]
 

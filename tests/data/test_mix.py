@@ -63,19 +63,19 @@ def test_nested_across_rho_and_fixed_heldout(sets: tuple[Path, Path], tmp_path: 
 
 
 def test_rho_outside_unit_interval_names_the_field() -> None:
-    with pytest.raises(ConfigError, match="mix.rho"):
+    with pytest.raises(ConfigError, match=r"mix.rho"):
         MixConfig(rho=1.5)
-    with pytest.raises(ConfigError, match="mix.d"):
+    with pytest.raises(ConfigError, match=r"mix.d"):
         MixConfig(d=-0.1)
 
 
 def test_too_small_sets_and_wrong_inputs(sets: tuple[Path, Path], tmp_path: Path) -> None:
     wm, plain = sets
-    with pytest.raises(EmptyDatasetError, match="mix.train_size.*watermarked set has 700"):
+    with pytest.raises(EmptyDatasetError, match=r"mix.train_size.*watermarked set has 700"):
         make_mix(MixConfig(rho=1.0, train_size=650, heldout_size=100), wm, plain, tmp_path)
-    with pytest.raises(ValueError, match="expected only watermarked"):
+    with pytest.raises(ValueError, match=r"expected only watermarked"):
         make_mix(MixConfig(rho=0.5, train_size=10), plain, wm, tmp_path)
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere"):
         make_mix(MixConfig(), tmp_path / "nowhere", plain, tmp_path)
     assert not [p for p in (tmp_path / "mix").iterdir() if (p / "manifest.json").exists()]
 

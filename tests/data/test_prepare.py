@@ -25,7 +25,9 @@ def test_prepare_outputs(prepared: Prepared) -> None:
         assert counts["vocab_size"] == prepared.vocab_size == len(load_tokenizer(folder))
         assert counts["train_loss"] > 0 and counts["heldout_loss"] > 0 and counts["steps"] == 6
         assert model_vocab_size(load_model(folder)) == prepared.vocab_size
-    seeds = [json.loads((f / MANIFEST).read_text())["config"]["seed"] for f in (prepared.base_a_dir, prepared.base_b_dir)]
+    seeds = [
+        json.loads((f / MANIFEST).read_text())["config"]["seed"] for f in (prepared.base_a_dir, prepared.base_b_dir)
+    ]
     assert seeds[0] != seeds[1]
 
 
@@ -49,7 +51,7 @@ def test_failure_mid_build_leaves_no_complete_folder(prepared: Prepared, cache_r
     cfg = tiny_prepare_config()
     cfg = replace(cfg, pretrain=replace(cfg.pretrain, steps=7))  # a new base hash
     monkeypatch.setattr(base_module, "pretrain", boom)
-    with pytest.raises(RuntimeError, match="interrupted"):
+    with pytest.raises(RuntimeError, match=r"interrupted"):
         prepare(cfg, cache_root)
     leftovers = [p for p in (cache_root / "base").iterdir() if p.name.startswith(".tmp")]
     assert leftovers == []
@@ -62,7 +64,7 @@ def test_local_bases_with_different_tokenizers_are_rejected(prepared: Prepared, 
 
     other = save_checkpoint(tmp_path / "other", vocab_size=300)
     cfg = replace(tiny_prepare_config(), base_a=prepared.base_a_dir, base_b=other)
-    with pytest.raises(VocabMismatchError, match="base_a.*base_b"):
+    with pytest.raises(VocabMismatchError, match=r"base_a.*base_b"):
         prepare(cfg)
     same = prepare(replace(tiny_prepare_config(), base_a=prepared.base_a_dir, base_b=prepared.base_b_dir))
     assert same.vocab_size == prepared.vocab_size and same.corpus_dir is None

@@ -38,5 +38,5 @@ def test_training_is_deterministic() -> None:
 
 
 def test_vocab_floor_names_the_field() -> None:
-    with pytest.raises(ConfigError, match="tokenizer.vocab_size"):
+    with pytest.raises(ConfigError, match=r"tokenizer.vocab_size"):
         TokenizerConfig(vocab_size=100)

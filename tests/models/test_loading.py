@@ -57,15 +57,15 @@ def test_logits_wider_than_tokenizer_is_allowed_and_recorded(tmp_path: Path) -> 
 
 def test_tokenizer_larger_than_logits_is_rejected(tmp_path: Path) -> None:
     tokenizer = train_tokenizer(TEXTS, TokenizerConfig(vocab_size=300, min_frequency=1))
-    with pytest.raises(VocabMismatchError, match="logits are only 100 wide"):
+    with pytest.raises(VocabMismatchError, match=r"logits are only 100 wide"):
         check_tokenizer_fits(tokenizer, 100, "model")
 
 
 def test_missing_path_names_it(tmp_path: Path) -> None:
-    with pytest.raises(ModelPathError, match="nowhere"):
+    with pytest.raises(ModelPathError, match=r"nowhere"):
         load_model(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelPathError, match="config.json"):
+    with pytest.raises(ModelPathError, match=r"config.json"):
         load_model(tmp_path / "empty")
 
 
@@ -74,5 +74,5 @@ def test_same_vocabulary_check(tmp_path: Path) -> None:
     b = save_checkpoint(tmp_path / "b", vocab_size=300, seed=2)
     assert check_same_vocabulary(a, b) == 300
     c = save_checkpoint(tmp_path / "c", vocab_size=280, seed=3)
-    with pytest.raises(VocabMismatchError, match="base_b"):
+    with pytest.raises(VocabMismatchError, match=r"base_b"):
         check_same_vocabulary(a, c)

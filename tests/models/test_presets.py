@@ -36,5 +36,5 @@ def test_build_is_seeded_and_leaves_global_rng_alone() -> None:
 
 
 def test_unknown_preset_names_the_field() -> None:
-    with pytest.raises(ConfigError, match="preset.*tiny-1m"):
+    with pytest.raises(ConfigError, match=r"preset.*tiny-1m"):
         get_preset("huge-70b")
