@@ -7,6 +7,7 @@ fresh samples of the same distribution (non-members).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -21,6 +22,8 @@ Alternative = Literal["two-sided", "less", "greater"]
 _ALTERNATIVES = ("two-sided", "less", "greater")
 # Below this scipy's p-value is subnormal or zero: its log10 would be imprecise or -inf.
 _SCIPY_MIN_P = 1e-300
+# scipy's method="auto" uses the exact distribution up to this sample size (falling back to asymp if it fails).
+_SCIPY_MAX_AUTO_N = 10_000
 
 
 def ks_asymptotic_log10_sf(d: float, n_a: int, n_b: int, alternative: Alternative = "two-sided") -> float:
@@ -58,7 +61,8 @@ def ks_2samp(a: ArrayLike, b: ArrayLike, alternative: Alternative = "two-sided")
 
     `log10_pvalue` is log10 of scipy's p-value while that is a normal float (>= 1e-300); when it underflows
     (only for overwhelming evidence), `ks_asymptotic_log10_sf` gives a finite, conservative log10 p instead,
-    and `log10_method` says "asymptotic".
+    and `log10_method` says "asymptotic". `pvalue_method` says which scipy used: "exact" or "asymp" (scipy
+    switches to asymp, without our re-emitting its warning, when the exact computation fails).
 
     Args:
         a: first sample (e.g. member loss scores), 1-D, finite, non-empty.
@@ -74,7 +78,15 @@ def ks_2samp(a: ArrayLike, b: ArrayLike, alternative: Alternative = "two-sided")
             raise ValueError(f"sample {name} must be a non-empty 1-D array, got shape {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError(f"sample {name} contains NaN or infinite values")
-    res = stats.ks_2samp(xa, xb, alternative=alternative, method="auto")
+    pvalue_method = "exact" if max(xa.size, xb.size) <= _SCIPY_MAX_AUTO_N else "asymp"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = stats.ks_2samp(xa, xb, alternative=alternative, method="auto")
+    for w in caught:
+        if "Switching to method=asymp" in str(w.message):
+            pvalue_method = "asymp"  # recorded in the result instead of warning
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     d = float(res.statistic)
     p = float(res.pvalue)
     if p >= _SCIPY_MIN_P:
@@ -92,6 +104,7 @@ def ks_2samp(a: ArrayLike, b: ArrayLike, alternative: Alternative = "two-sided")
         n_a=int(xa.size),
         n_b=int(xb.size),
         alternative=alternative,
+        pvalue_method=pvalue_method,
         log10_method=method,
         statistic_location=float(res.statistic_location),
         statistic_sign=int(res.statistic_sign),

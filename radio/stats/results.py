@@ -148,17 +148,19 @@ class GammaTailResult(TestResult):
 @dataclass(frozen=True, kw_only=True)
 class KSResult(TestResult):
     """H0: both samples come from the same continuous distribution (two-sided); for alternative "less", H0 is
-    F_a(t) >= F_b(t) for all t, for "greater" F_a(t) <= F_b(t) (scipy's convention, F = empirical CDFs'
-    population counterparts).
+    F_a(t) >= F_b(t) for all t, for "greater" F_a(t) <= F_b(t), with F_a, F_b the CDFs of the populations
+    that samples a and b come from (scipy's convention).
 
-    `statistic` is the KS distance D; `log10_method` is "scipy" when log10 p is log10 of scipy's p-value, or
-    "asymptotic" when scipy's p-value underflowed and the asymptotic Kolmogorov-Smirnov log tail was used.
+    `statistic` is the KS distance D. `pvalue_method` is the method scipy used ("exact" or "asymp");
+    `log10_method` is "scipy" when log10 p is log10 of scipy's p-value, or "asymptotic" when scipy's p-value
+    underflowed and the asymptotic Kolmogorov-Smirnov log tail was used.
     `statistic_sign` is +1 when the largest gap is F_a - F_b > 0 (sample a stochastically smaller), else -1.
     """
 
     n_a: int
     n_b: int
     alternative: str
+    pvalue_method: str
     log10_method: str
     statistic_location: float
     statistic_sign: int
