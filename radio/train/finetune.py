@@ -295,6 +295,7 @@ class _TrainData:
     n_dropped: int
     n_watermarked: int | None
     answer_tokens: int
+    max_token_id: int
 
 
 def _check_base_dir(base_model_dir: Path) -> None:
@@ -320,6 +321,8 @@ def load_train_data(
     try:
         data = datasets.load_from_disk(str(train_dir))
     except Exception as err:  # datasets raises several types for a folder that is not a saved dataset
+        if _saved_without_rows(train_dir):  # datasets cannot load back a dataset saved with zero rows
+            raise FinetuneError(f"{train_dir}: the training dataset is empty") from err
         raise FinetuneError(f"{train_dir}: not a datasets.save_to_disk folder ({err})") from err
     if isinstance(data, datasets.DatasetDict):
         if "train" not in data:
@@ -344,6 +347,7 @@ def load_train_data(
                 f"{train_dir}: column {column} holds token id {high.as_py()} >= the model's vocab_size "
                 f"{vocab_size} ({where_vocab}); was the data tokenized for another model?"
             )
+    max_id = max(int(pc.max(pc.list_flatten(table.column(c))).as_py() or 0) for c in ("prompt_ids", "answer_ids"))
     n_watermarked = None
     if "watermarked" in data.column_names:
         n_watermarked = int(pc.sum(table.column("watermarked").cast("int64")).as_py() or 0)
@@ -375,7 +379,53 @@ def load_train_data(
     if len(rows) == 0:
         raise FinetuneError(f"{train_dir}: no example keeps an answer token within max_seq_len={max_len}")
     answer_tokens = sum(sum(1 for v in labels[1:] if v != -100) for labels in rows["labels"])
-    return _TrainData(rows, len(rows), n_dropped, n_watermarked, answer_tokens)
+    return _TrainData(rows, len(rows), n_dropped, n_watermarked, answer_tokens, max_id)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    tokenizer: Any
+    eos_id: int | None
+    pad_id: int
+    vocab_size: int
+    data: _TrainData
+
+
+def load_inputs(cfg: FinetuneConfig, base_model_dir: Path, train_dir: Path) -> _Inputs:
+    """Tokenizer, special ids and the checked training rows, read without loading the model weights."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    _check_base_dir(base_model_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
+    except Exception as err:  # transformers raises OSError/ValueError/... for a folder without a tokenizer
+        raise FinetuneError(f"{base_model_dir}: cannot load its tokenizer ({err})") from err
+    try:
+        config = AutoConfig.from_pretrained(base_model_dir)
+    except Exception as err:
+        raise FinetuneError(f"{base_model_dir}/config.json: cannot read it ({err})") from err
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    vocab_size = getattr(text_config, "vocab_size", None)
+    if not isinstance(vocab_size, int) or vocab_size <= 0:
+        raise FinetuneError(f"{base_model_dir}/config.json: no vocab_size")
+    eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else text_config.eos_token_id
+    if isinstance(eos_id, list):
+        eos_id = eos_id[0] if eos_id else None
+    if cfg.append_eos and eos_id is None:
+        raise FinetuneError(f"{base_model_dir}: append_eos is set but neither tokenizer nor config has an EOS")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
+    if len(tokenizer) > vocab_size:
+        log.warning("tokenizer has %d entries but the model only %d rows", len(tokenizer), vocab_size)
+    data = load_train_data(train_dir, cfg, vocab_size, eos_id, f"{base_model_dir / 'config.json'}")
+    return _Inputs(tokenizer, eos_id, 0 if pad_id is None else pad_id, vocab_size, data)
+
+
+def _saved_without_rows(folder: Path) -> bool:
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and state.get("_data_files") == []
 
 
 class _Collator:
@@ -638,6 +688,7 @@ def finetune(
 
     if report_to_ray is None:
         report_to_ray = in_ray_train_worker()
+    inputs = load_inputs(cfg, base_model_dir, train_dir)  # every input error before any training set-up
     device = resolve_device(cfg)
     ds_config = deepspeed_config(cfg)
     if ds_config is not None:
@@ -649,6 +700,7 @@ def finetune(
             base_model_dir,
             train_dir,
             out_dir,
+            inputs,
             identity,
             device,
             ds_config,
@@ -671,22 +723,19 @@ def _train(
     base_model_dir: Path,
     train_dir: Path,
     out_dir: Path,
+    inputs: _Inputs,
     identity: dict[str, Any],
     device: str,
     ds_config: dict[str, Any] | None,
     stop_after_steps: int | None,
     report_to_ray: bool,
 ) -> FinetuneResult:
+    start = time.perf_counter()
+    data = inputs.data
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    start = time.perf_counter()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
-    except Exception as err:  # transformers raises OSError/ValueError/... for a folder without a tokenizer
-        raise FinetuneError(f"{base_model_dir}: cannot load its tokenizer ({err})") from err
 
     ckpt_root = out_dir / CHECKPOINTS_DIR
     schedule = cfg.lr_schedule
@@ -735,19 +784,12 @@ def _train(
         model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.float32)
     except Exception as err:
         raise FinetuneError(f"{base_model_dir}: cannot load the model ({err})") from err
-    vocab_size = int(model.get_input_embeddings().weight.shape[0] or model.config.vocab_size)
-    if getattr(model.get_input_embeddings().weight, "ds_shape", None) is not None:
-        vocab_size = int(model.get_input_embeddings().weight.ds_shape[0])
-    eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else model.config.eos_token_id
-    if isinstance(eos_id, list):
-        eos_id = eos_id[0] if eos_id else None
-    if cfg.append_eos and eos_id is None:
-        raise FinetuneError(f"{base_model_dir}: append_eos is set but neither tokenizer nor config has an EOS")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
-    pad_id = 0 if pad_id is None else pad_id
-    if len(tokenizer) > vocab_size:
-        log.warning("tokenizer has %d entries but the model only %d rows", len(tokenizer), vocab_size)
-    data = load_train_data(train_dir, cfg, vocab_size, eos_id, f"{base_model_dir / 'config.json'}")
+    weight = model.get_input_embeddings().weight
+    rows = int(getattr(weight, "ds_shape", weight.shape)[0])
+    if data.max_token_id >= rows:
+        raise FinetuneError(
+            f"{train_dir}: token id {data.max_token_id} >= the {rows} embedding rows of {base_model_dir}"
+        )
 
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
@@ -796,7 +838,7 @@ def _train(
         model=model,
         args=args,
         train_dataset=data.dataset,
-        data_collator=_Collator(pad_id),
+        data_collator=_Collator(inputs.pad_id),
         callbacks=_callbacks(report_to_ray, stop_after_steps),
     )
     trainer.remove_callback(PrinterCallback)
@@ -830,7 +872,7 @@ def _train(
             if cfg.method == "lora":
                 _merge_lora(base_model_dir, staging / ADAPTER_DIR, staging)
                 adapter_dir = out_dir / ADAPTER_DIR
-            tokenizer.save_pretrained(str(staging))
+            inputs.tokenizer.save_pretrained(str(staging))
             (staging / "training_args.bin").unlink(missing_ok=True)
             for entry in staging.iterdir():
                 os.replace(entry, out_dir / entry.name)
