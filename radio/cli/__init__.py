@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 # Each module defines `register(subparsers)`; its handlers return the process exit code.
-_COMMAND_MODULES = ("radio.cli.detect_text", "radio.cli.pipeline", "radio.cli.detect")
+_COMMAND_MODULES = ("radio.cli.detect_text", "radio.cli.pipeline", "radio.cli.train", "radio.cli.detect")
 
 
 class CliError(Exception):
@@ -18,7 +18,7 @@ class CliError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every available subcommand registered."""
-    parser = argparse.ArgumentParser(prog="radio", description=__doc__)
+    parser = argparse.ArgumentParser(prog="radio", description=__doc__, allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMAND_MODULES:
@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    # No prefix matching: `--key` must never be taken as an abbreviation of `--key-file`.
+    for subparser in sub.choices.values():
+        subparser.allow_abbrev = False
     return parser
 
 

@@ -41,7 +41,7 @@ def first_occurrence(rows: torch.Tensor) -> torch.Tensor:
     """(n, m) int rows -> (n,) bool: True where a row appears for the first time, in order."""
     if rows.shape[0] == 0:
         return torch.zeros(0, dtype=torch.bool)
-    duplicated = pd.Series(row_ids(rows)).duplicated(keep="first").to_numpy()
+    duplicated = pd.Series(row_ids(rows)).duplicated(keep="first").to_numpy(copy=True)
     return torch.from_numpy(~duplicated).to(rows.device)
 
 
@@ -50,7 +50,7 @@ def rows_in(rows: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     if rows.shape[0] == 0 or reference.shape[0] == 0:
         return torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
     ids = row_ids(torch.cat([rows.cpu(), reference.cpu().to(rows.dtype)]))  # one id space for both
-    present = pd.Series(ids[: rows.shape[0]]).isin(ids[rows.shape[0] :]).to_numpy()
+    present = pd.Series(ids[: rows.shape[0]]).isin(ids[rows.shape[0] :]).to_numpy(copy=True)
     return torch.from_numpy(present).to(rows.device)
 
 
