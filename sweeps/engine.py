@@ -865,8 +865,7 @@ def _callback_class() -> type:
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             if _ACTIVE_DRIVER is not None:
-                error = getattr(trial, "error_file", None) or "trial errored"
-                _ACTIVE_DRIVER.on_trial_done(trial.config, trial.last_result, trial.checkpoint, str(error))
+                _ACTIVE_DRIVER.on_trial_done(trial.config, trial.last_result, trial.checkpoint, _error_text(trial))
 
         def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
             if _ACTIVE_DRIVER is not None:
@@ -876,6 +875,15 @@ def _callback_class() -> type:
 
 
 _CALLBACK_CLASS: type | None = None
+
+
+def _error_text(trial: Any) -> str:
+    """The end of the trial's error file (Tune writes the traceback there), or a generic message."""
+    path = getattr(trial, "error_file", None)
+    with contextlib.suppress(OSError, TypeError):
+        if path and Path(path).is_file():
+            return Path(path).read_text(errors="replace")[-2000:].strip() or "trial errored"
+    return "trial errored"
 
 
 def _make_callback() -> Any:
@@ -978,8 +986,7 @@ class _Driver:
                 log.warning("trial %s: %s", trial_id, outcome.error)
                 run_id = self._child(outcome)
                 if run_id and self.tracker:
-                    self.tracker.set_tags(run_id, {"error": outcome.error[:5000]})
-                    self.tracker.finish(run_id, "FAILED")
+                    self._tag_error(run_id, outcome.error)
                 continue
             outcome.rows = rows
             self._finalize(outcome)
@@ -996,12 +1003,22 @@ class _Driver:
             return
         self.tracker.log_params(run_id, outcome.params)
         if outcome.error is not None:
-            self.tracker.set_tags(run_id, {"error": outcome.error[:5000]})
-            self.tracker.finish(run_id, "FAILED")
+            self._tag_error(run_id, outcome.error)
             return
         self.tracker.log_metrics(run_id, outcome.metrics)
         if outcome.checkpoint_path:
             self.tracker.set_tags(run_id, {CHECKPOINT_KEY: outcome.checkpoint_path})
+
+    def _tag_error(self, run_id: str, error: str) -> None:
+        """Record a failure on the trial's run; a traceback that quotes a secret is withheld, not logged."""
+        from radio.tracking import SecretLeakError
+
+        assert self.tracker is not None
+        try:
+            self.tracker.set_tags(run_id, {"error": error[-5000:]})
+        except SecretLeakError:
+            self.tracker.set_tags(run_id, {"error": "(withheld: the error text contains secret material)"})
+        self.tracker.finish(run_id, "FAILED")
 
     def _finalize(self, outcome: TrialOutcome) -> None:
         run_id = self._child(outcome)
@@ -1017,6 +1034,8 @@ class _Driver:
 
             self.tracker.log_table(run_id, pd.DataFrame.from_records(outcome.rows), "evaluations")
         self.tracker.log_dict(run_id, outcome.record(), RECORD_ARTIFACT)
+        if "error" in self.tracker.client.get_run(run_id).data.tags:  # a failure of an earlier attempt
+            self.tracker.client.delete_tag(run_id, "error")
         self.tracker.mark_complete(run_id)
         log.info("trial %s recorded in MLflow (run %s)", outcome.trial_id, run_id)
 

@@ -247,3 +247,38 @@ def test_dead_worker_retried_from_checkpoint_recorded_once(ray_session, tmp_path
     assert len(runs) == 3 and len(children) == 2
     assert sorted(r.data.tags["trial_id"] for r in children) == sorted(t.trial_id for t in sweep.trials())
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def flaky_train(ctx: TrialContext) -> dict:
+    """Raises while the file `broken` exists in the work dir (a bug that the user then fixes)."""
+    if (Path(ctx.constants["workdir"]) / "broken").exists():
+        raise RuntimeError("broken trial")
+    return {"ok": 1}
+
+
+def test_failed_trial_recorded_then_resumed_by_rerun(ray_session, tmp_path):
+    (tmp_path / "broken").write_text("x")
+    sweep = Sweep(
+        name="flaky",
+        grid=Grid(base={"a": 1}),
+        train=flaky_train,
+        resources=Resources(cpu=1),
+        constants={"workdir": str(tmp_path)},
+    )
+    options = RunOptions(**{**_options(tmp_path).__dict__, "max_failures": 0})
+    first = run(sweep, options)
+    assert len(first.outcomes) == 1 and "broken trial" in first.outcomes[0].error
+    runs = _runs(options.tracking_uri, "flaky")
+    child = next(r for r in runs if "trial_id" in r.data.tags)
+    parent = next(r for r in runs if "trial_id" not in r.data.tags)
+    assert child.info.status == "FAILED" and "broken trial" in child.data.tags["error"]
+    assert parent.info.status == "FAILED"
+
+    (tmp_path / "broken").unlink()
+    second = run(sweep, options)  # the same command: Tune resumes the errored trial
+    assert second.outcomes[0].error is None and second.outcomes[0].metrics == {"ok": 1}
+    runs = _runs(options.tracking_uri, "flaky")
+    assert len(runs) == 2
+    child = next(r for r in runs if "trial_id" in r.data.tags)
+    assert child.info.status == "FINISHED" and "error" not in child.data.tags
+    assert next(r for r in runs if "trial_id" not in r.data.tags).info.status == "FINISHED"
