@@ -121,3 +121,19 @@ def test_cli_applies_overrides_and_cartesian():
     assert len(applied.grid.points()) == 2 * 3 * 3 * 2 * 2
     assert sweep.sweep_id() != applied.sweep_id()
     assert sweep.sweep_id() == Sweep(name="toy", grid=paper_grid(), train=lambda ctx: {}).sweep_id()
+
+
+def test_main_dry_run_and_rejections(tmp_path, capsys):
+    from sweeps.engine import main
+
+    def build(args):
+        return Sweep(name="toy", grid=paper_grid(), train=lambda ctx: {})
+
+    common = ["--storage-path", str(tmp_path / "st"), "--cache-root", str(tmp_path / "c")]
+    assert main(build, ["--dry-run", "rho=0,1", *common]) == 0
+    out = capsys.readouterr().out
+    assert "sweep toy: id toy-" in out and "trial(s)" in out and "(base)" in out
+    assert main(build, ["--dry-run", "lrr=1", *common]) == 2
+    assert "unknown axis 'lrr'" in capsys.readouterr().err
+    assert main(build, ["--dry-run", "rho=7", *common]) == 2
+    assert "axis rho: invalid value 7.0" in capsys.readouterr().err
