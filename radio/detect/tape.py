@@ -15,34 +15,47 @@ import torch
 DEDUP_MODES = ("window+token", "window", "none")
 
 
-def row_ids(rows: torch.Tensor) -> np.ndarray:
-    """(n, m) non-negative int rows -> (n,) int64 ids, equal exactly when the rows are equal."""
-    array = rows.detach().cpu().to(torch.int64).numpy()
-    n, m = array.shape
-    if n == 0 or m == 0:
+def column_ids(columns: list[np.ndarray]) -> np.ndarray:
+    """Equal-length non-negative int columns -> int64 ids, equal exactly when the rows are equal."""
+    n = columns[0].shape[0] if columns else 0
+    if n == 0 or not columns:
         return np.zeros(n, dtype=np.int64)
-    if array.min() < 0:
-        raise ValueError(f"token ids must be non-negative, got {int(array.min())}")
-    bits = max(int(array.max()).bit_length(), 1)
-    if bits * m <= 63:  # pack the whole row into one integer
-        ids = np.zeros(n, dtype=np.int64)
-        for j in range(m):
-            ids = (ids << bits) | array[:, j]
+    low = min(int(c.min()) for c in columns)
+    if low < 0:
+        raise ValueError(f"token ids must be non-negative, got {low}")
+    bits = max(max(int(c.max()) for c in columns).bit_length(), 1)
+    if bits * len(columns) <= 63:  # pack the whole row into one integer
+        ids = columns[0].astype(np.int64, copy=True)
+        for column in columns[1:]:
+            ids <<= bits
+            ids |= column
         return ids
     # Too wide to pack: fold one column at a time into dense ids (< n), which always fits.
     ids = np.zeros(n, dtype=np.int64)
-    for j in range(m):
-        ids, _ = pd.factorize(ids * (int(array[:, j].max()) + 1) + array[:, j])
+    for column in columns:
+        ids, _ = pd.factorize(ids * (int(column.max()) + 1) + column)
         ids = ids.astype(np.int64)
     return ids
+
+
+def row_ids(rows: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(n, m) non-negative int rows -> (n,) int64 ids, equal exactly when the rows are equal."""
+    array = rows.detach().cpu().to(torch.int64).numpy() if isinstance(rows, torch.Tensor) else rows
+    if array.shape[1] == 0:
+        return np.zeros(array.shape[0], dtype=np.int64)
+    return column_ids([array[:, j] for j in range(array.shape[1])])
+
+
+def first_occurrence_of_ids(ids: np.ndarray) -> np.ndarray:
+    """(n,) int64 ids -> (n,) bool numpy mask of first occurrences, through a hash table (no sort)."""
+    return ~pd.Series(ids).duplicated(keep="first").to_numpy(copy=True)
 
 
 def first_occurrence(rows: torch.Tensor) -> torch.Tensor:
     """(n, m) int rows -> (n,) bool: True where a row appears for the first time, in order."""
     if rows.shape[0] == 0:
         return torch.zeros(0, dtype=torch.bool)
-    duplicated = pd.Series(row_ids(rows)).duplicated(keep="first").to_numpy(copy=True)
-    return torch.from_numpy(~duplicated).to(rows.device)
+    return torch.from_numpy(first_occurrence_of_ids(row_ids(rows))).to(rows.device)
 
 
 def rows_in(rows: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -54,12 +67,12 @@ def rows_in(rows: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(present).to(rows.device)
 
 
-def dedup_keys(windows: torch.Tensor, tokens: torch.Tensor, mode: str) -> torch.Tensor | None:
-    """The rows the tape remembers for `mode`, or None when dedup is off."""
+def tape_columns(windows: np.ndarray, tokens: np.ndarray, mode: str) -> list[np.ndarray] | None:
+    """The columns the tape remembers for `mode` (window+token, or window), or None when dedup is off."""
     if mode == "window+token":
-        return torch.cat([windows, tokens[:, None]], dim=1)
+        return [windows[:, j] for j in range(windows.shape[1])] + [tokens]
     if mode == "window":
-        return windows
+        return [windows[:, j] for j in range(windows.shape[1])]
     if mode == "none":
         return None
     raise ValueError(f"dedup: unknown mode {mode!r}; choose one of {list(DEDUP_MODES)}")

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from radio.detect.tape import DEDUP_MODES, dedup_keys, first_occurrence, kgrams, rows_in
+from radio.detect.tape import DEDUP_MODES, column_ids, first_occurrence_of_ids, kgrams, rows_in, tape_columns
 from radio.watermark import Watermark
 
 PROMPT_EXCLUSION_MODES = ("own", "all", "none")
@@ -153,17 +153,17 @@ def score_with_tape(
     if dedup not in DEDUP_MODES:
         raise ValueError(f"dedup: unknown mode {dedup!r}; choose one of {list(DEDUP_MODES)}")
     n_seen = int(tokens.shape[0])
-    eligible = eligible & (tokens < wm.vocab_size)
-    # Boolean selection through numpy views: same memory, several times faster than torch's CPU masking.
-    keep = eligible.cpu().numpy()
-    kept_windows = torch.from_numpy(windows.cpu().numpy()[keep])
-    kept_tokens = torch.from_numpy(tokens.cpu().numpy()[keep])
-    keys = dedup_keys(kept_windows, kept_tokens, dedup)
-    if keys is not None:
-        fresh = first_occurrence(keys).numpy()
-        kept_windows = torch.from_numpy(kept_windows.numpy()[fresh])
-        kept_tokens = torch.from_numpy(kept_tokens.numpy()[fresh])
-    scores = wm.score_pairs(kept_windows, kept_tokens)
+    # numpy views of the same memory: several times faster than torch's CPU kernels for masking.
+    all_tokens = tokens.cpu().numpy()
+    keep = eligible.cpu().numpy() & (all_tokens < wm.vocab_size)
+    kept_windows = windows.cpu().numpy()[keep]
+    kept_tokens = all_tokens[keep]
+    columns = tape_columns(kept_windows, kept_tokens, dedup)
+    if columns is not None:
+        # An empty key (k = 0 with dedup on windows) is one and the same window for every token.
+        fresh = first_occurrence_of_ids(column_ids(columns) if columns else np.zeros(len(kept_tokens), np.int64))
+        kept_windows, kept_tokens = kept_windows[fresh], kept_tokens[fresh]
+    scores = wm.score_pairs(torch.from_numpy(kept_windows), torch.from_numpy(kept_tokens))
     return TokenScores(scores, n_seen, int(keep.sum()), int(scores.shape[0]))
 
 
