@@ -1078,6 +1078,7 @@ def init_ray(options: RunOptions) -> bool:
     paths = [str(_REPO_ROOT), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     ray.init(
+        address="local",  # always a NEW instance: never join a `ray start` cluster by accident (use "auto")
         num_cpus=options.num_cpus,
         num_gpus=options.num_gpus,
         include_dashboard=False,
