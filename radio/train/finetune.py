@@ -655,6 +655,7 @@ def finetune(
     *,
     stop_after_steps: int | None = None,
     report_to_ray: bool | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> FinetuneResult:
     """Fine-tune the model in `base_model_dir` on the dataset in `train_dir` into the stable folder `out_dir`.
 
@@ -663,7 +664,7 @@ def finetune(
     completed `out_dir` returns its result without training; an `out_dir` of another config or input is
     refused. `stop_after_steps` stops after that many optimizer steps with a checkpoint saved (an interruption
     on purpose; the result has `completed=False`). `report_to_ray` None means: when running inside a Ray Train
-    worker.
+    worker. `callbacks` are extra `transformers.TrainerCallback`s (timing, custom reporting).
     """
     base_model_dir = Path(base_model_dir).resolve()
     train_dir = Path(train_dir).resolve()
@@ -706,6 +707,7 @@ def finetune(
             ds_config,
             stop_after_steps,
             report_to_ray,
+            callbacks,
         )
 
 
@@ -729,6 +731,7 @@ def _train(
     ds_config: dict[str, Any] | None,
     stop_after_steps: int | None,
     report_to_ray: bool,
+    extra_callbacks: Sequence[Any],
 ) -> FinetuneResult:
     start = time.perf_counter()
     data = inputs.data
@@ -839,7 +842,7 @@ def _train(
         args=args,
         train_dataset=data.dataset,
         data_collator=_Collator(inputs.pad_id),
-        callbacks=_callbacks(report_to_ray, stop_after_steps),
+        callbacks=[*_callbacks(report_to_ray, stop_after_steps), *extra_callbacks],
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

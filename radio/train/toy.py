@@ -10,6 +10,7 @@ import inspect
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 TOY_SIZES: dict[str, dict[str, int]] = {
     # name: LlamaConfig overrides; all share the toy tokenizer's vocabulary.
@@ -39,6 +40,18 @@ def toy_corpus(min_chars: int = 8000) -> str:
     return "\n\n".join(parts)
 
 
+def build_toy_tokenizer(vocab_size: int = 256) -> Any:
+    """A BPE `PreTrainedTokenizerFast` trained on `toy_corpus` towards `vocab_size` entries; <pad>=0, <eos>=1."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<eos>", "<unk>"])
+    raw.train_from_iterator(toy_corpus().splitlines(), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
+
+
 def build_toy_base(
     out_dir: str | Path,
     size: str = "toy-xs",
@@ -54,17 +67,12 @@ def build_toy_base(
     merges); the model always has `vocab_size` rows.
     """
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     dims = dict(shape if shape is not None else TOY_SIZES[size])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    raw = Tokenizer(models.BPE(unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<eos>", "<unk>"])
-    raw.train_from_iterator(toy_corpus().splitlines(), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
+    tokenizer = build_toy_tokenizer(vocab_size)
     config = LlamaConfig(
         vocab_size=vocab_size,
         max_position_embeddings=256,
@@ -75,8 +83,9 @@ def build_toy_base(
         tie_word_embeddings=tie_embeddings,
         **dims,
     )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left untouched
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

@@ -59,8 +59,9 @@ def test_completed_folder_is_reused_not_retrained(full_run: FinetuneResult, toy_
     assert time.perf_counter() - start < 10
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("zero_stage", [None, 2, 3])
+@pytest.mark.parametrize(
+    "zero_stage", [pytest.param(None, marks=pytest.mark.slow), 2, pytest.param(3, marks=pytest.mark.slow)]
+)
 def test_other_zero_stages_train(zero_stage: int | None, toy_base: Path, toy_data: Path, tmp_path: Path) -> None:
     result = finetune(tiny_cfg(zero_stage=zero_stage, epochs=1), toy_base, toy_data, tmp_path / "model")
     assert result.completed and loss_decreased(result)
