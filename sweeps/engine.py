@@ -17,6 +17,24 @@ Nothing here knows about watermarks; a sweep (e.g. `sweeps/ablation.py`) declare
   complete (a Tune `Callback`), so evaluation of early trials overlaps training of later ones.
 - a `report(frame) -> Report`: tables and figures built from the results frame (one row per evaluation row).
 
+Example (a sweep script is a declaration plus `main`):
+
+    grid = Grid(base={"rho": 0.05, "lr": 1e-4, "k": 2}, vary={"rho": [0.0, 0.05, 0.5], "k": [1, 2, 4]},
+                seeds=(0, 1), checks={"rho": lambda r: 0 <= r <= 1})
+    data = Stage("data", build=make_data, depends_on=("k", "key_fingerprint"), resources=Resources(cpu=1))
+
+    def train(ctx: TrialContext) -> dict:        # runs in a Tune trial; ctx.stages["data"] is a folder
+        result = ctx.torch_trainer(train_loop, {"lr": ctx.params["lr"], "data": str(ctx.stages["data"])}).fit()
+        return {"loss": result.metrics["loss"], CHECKPOINT_KEY: result.checkpoint.path}
+
+    evaluation = Evaluation(load=load_model, tasks=lambda o: [{"task": "test"}, {"task": "control"}],
+                            run=run_test, actors=1, resources=Resources(cpu=1))
+    report = lambda frame: Report(tables={"pvalues": mean_std_table(frame, "rho", "task", "log10_p")},
+                                  console=("pvalues",))
+    sweep = Sweep("ablation", grid, train, stages=[data], evaluation=evaluation, report=report,
+                  resources=Resources(cpu=0.1, workers=1), constants={"key_fingerprint": fp}, secrets=[key])
+    sys.exit(main(lambda args: sweep))            # CLI: AXIS=V1,V2 overrides, --dry-run, --cartesian, ...
+
 Design decisions (see also `radio/tracking.py`):
 
 - All MLflow writes happen in the driver process (this module's `run`): trials and actors return plain dicts.
@@ -1173,6 +1191,7 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
             started_ray = init_ray(options)
             stage_summary = plan.run("ray")
             print(stage_summary.line())
+            tracker.set_tags(parent, {"stage_cache_hits": stage_summary.hits, "stage_builds": stage_summary.misses})
             trained = _fit(sweep, todo, plan, options, sweep_id, driver)
         else:
             print(f"all {len(trials)} trial(s) of {sweep_id} are already recorded in MLflow: nothing to run")
