@@ -137,3 +137,21 @@ def test_main_dry_run_and_rejections(tmp_path, capsys):
     assert "unknown axis 'lrr'" in capsys.readouterr().err
     assert main(build, ["--dry-run", "rho=7", *common]) == 2
     assert "axis rho: invalid value 7.0" in capsys.readouterr().err
+
+
+def test_local_token_file_is_private(tmp_path, monkeypatch):
+    from sweeps.engine import _ensure_local_token
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    _ensure_local_token()
+    token = tmp_path / ".ray" / "auth_token"
+    assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
+    before = token.read_text()
+    _ensure_local_token()  # kept, never replaced
+    assert token.read_text() == before
+    token.unlink()
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    _ensure_local_token()
+    assert not token.exists()
