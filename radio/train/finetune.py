@@ -65,9 +65,10 @@ class FinetuneResult:
     """Outcome of a fine-tune: where the checkpoint is, and what training measured.
 
     `completed` is False only when the run was stopped early on purpose (`stop_after_steps`): then the model
-    in `checkpoint_dir` is not written yet and a later call resumes. `tokens_per_s` and `wall_time_s` cover
-    the last session (after a resume, only the resumed part); `train_tokens` counts non-padding tokens over
-    the whole run.
+    in `checkpoint_dir` is not written yet and a later call resumes. `tokens_per_s` (non-padding tokens per
+    second of the training loop, without model loading and DeepSpeed set-up) and `wall_time_s` (model loading
+    to final save) cover the last session, after a resume only the resumed part; `train_tokens` counts
+    non-padding tokens over the whole run.
     """
 
     checkpoint_dir: Path
@@ -552,6 +553,8 @@ def _callbacks(report_to_ray: bool, stop_after_steps: int | None) -> list[Any]:
     class Progress(TrainerCallback):
         """tqdm bar over optimizer steps with tokens/s and ETA; loss lines through logging."""
 
+        tokens_per_s = 0.0  # of the training loop (after model wrapping / DeepSpeed set-up), set at the end
+
         def on_train_begin(self, args, state, control, **kwargs):
             self.start = time.perf_counter()
             self.tokens0 = state.num_input_tokens_seen
@@ -612,6 +615,7 @@ def _callbacks(report_to_ray: bool, stop_after_steps: int | None) -> list[Any]:
 
         def on_train_end(self, args, state, control, **kwargs):
             self.bar.close()
+            self.tokens_per_s = self._rate(state)
 
     class RaySave(TrainerCallback):
         """Hands every saved Trainer checkpoint to Ray Train (rank 0's copy)."""
@@ -837,28 +841,23 @@ def _train(
     if resume is not None:
         log.info("resuming from %s", resume)
 
+    callbacks = _callbacks(report_to_ray, stop_after_steps)
+    progress = callbacks[0]
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=data.dataset,
         data_collator=_Collator(inputs.pad_id),
-        callbacks=[*_callbacks(report_to_ray, stop_after_steps), *extra_callbacks],
+        callbacks=[*callbacks, *extra_callbacks],
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    session_start = time.perf_counter()
-    tokens_before = 0
-    if resume is not None:
-        saved_state = json.loads((resume / "trainer_state.json").read_text())
-        tokens_before = int(saved_state.get("num_input_tokens_seen", 0))
     output = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
-    session_time = time.perf_counter() - session_start
     state = trainer.state
     completed = state.global_step >= state.max_steps
     loss_curve = tuple((int(h["step"]), float(h["loss"])) for h in state.log_history if "loss" in h)
-    session_tokens = int(state.num_input_tokens_seen) - tokens_before
 
-    adapter_dir: Path | None = None
+    adapter_dir = out_dir / ADAPTER_DIR if cfg.method == "lora" and completed else None
     if completed:
         staging = out_dir / _STAGING_DIR
         if rank0:
@@ -874,7 +873,6 @@ def _train(
         if rank0:
             if cfg.method == "lora":
                 _merge_lora(base_model_dir, staging / ADAPTER_DIR, staging)
-                adapter_dir = out_dir / ADAPTER_DIR
             inputs.tokenizer.save_pretrained(str(staging))
             (staging / "training_args.bin").unlink(missing_ok=True)
             for entry in staging.iterdir():
@@ -885,7 +883,7 @@ def _train(
 
     result = FinetuneResult(
         checkpoint_dir=out_dir,
-        adapter_dir=adapter_dir if cfg.method == "lora" and completed else None,
+        adapter_dir=adapter_dir,
         metrics_path=out_dir / METRICS_FILE if completed else None,
         completed=completed,
         method=cfg.method,
@@ -895,7 +893,7 @@ def _train(
         train_loss=float(output.training_loss) if output.training_loss is not None else None,
         loss_curve=loss_curve,
         train_tokens=int(state.num_input_tokens_seen),
-        tokens_per_s=session_tokens / session_time if session_time > 0 else 0.0,
+        tokens_per_s=float(progress.tokens_per_s),
         wall_time_s=time.perf_counter() - start,
         trainable_params=trainable,
         total_params=total,
