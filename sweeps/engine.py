@@ -879,7 +879,7 @@ def _callback_class() -> type:
 
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             if _ACTIVE_DRIVER is not None:
-                _ACTIVE_DRIVER.on_trial_done(trial.config, trial.last_result, trial.checkpoint, None)
+                _ACTIVE_DRIVER.on_trial_done(trial.config, trial.last_result, trial.checkpoint, None, live=True)
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             if _ACTIVE_DRIVER is not None:
@@ -922,6 +922,7 @@ class _Driver:
         self.outcomes: dict[str, TrialOutcome] = {}
         self.pool = ActorPool(sweep.evaluation) if sweep.evaluation else None
         self._children: dict[str, str] = {}
+        self.ran: set[str] = set()  # trials that Tune ran to completion in this process (not restored)
 
     # -- bookkeeping -----------------------------------------------------------------------------------------
 
@@ -958,9 +959,12 @@ class _Driver:
         last_result: Mapping[str, Any] | None,
         checkpoint: Any,
         error: str | None,
+        live: bool = False,
     ) -> None:
         spec = config["trial"]
         trial_id = spec["trial_id"]
+        if live and error is None:
+            self.ran.add(trial_id)
         if self.is_complete(trial_id) or (trial_id in self.outcomes and error is not None):
             return
         outcome = TrialOutcome(trial_id=trial_id, params=dict(spec["params"]))
@@ -1271,7 +1275,6 @@ def _fit(
                 verbose=options.verbose,
             ),
         )
-    before = set(driver.outcomes)
     _ACTIVE_DRIVER = driver
     try:
         grid = tuner.fit()
@@ -1285,7 +1288,7 @@ def _fit(
         error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
         driver.on_trial_done(config, result.metrics, result.checkpoint, error)
     driver.drain()
-    return sorted(set(driver.outcomes) - before)
+    return sorted(driver.ran)
 
 
 # ==========================================================================================================

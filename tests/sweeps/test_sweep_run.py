@@ -194,7 +194,7 @@ def test_sweep_end_to_end_rerun_and_restore(ray_session, tmp_path, capsys):
     # A fresh MLflow store with the same Tune storage: Tune restores the finished experiment, so nothing is
     # retrained, and the driver records every trial from the restored results (stages are cache hits).
     third = run(sweep, _options(tmp_path, db="fresh.db"))
-    assert len(_lines(tmp_path / "train_calls.txt")) == len(trials)
+    assert third.trained == [] and len(_lines(tmp_path / "train_calls.txt")) == len(trials)
     assert third.stages is not None and third.stages.hits == 2 and third.stages.misses == 0
     assert len(_lines(tmp_path / "stage_calls.txt")) == 2
     fresh = _runs(f"sqlite:///{tmp_path / 'fresh.db'}", "toy")
