@@ -19,6 +19,16 @@ from radio.models.pretrain import PretrainConfig, pretrain, token_stream
 log = logging.getLogger(__name__)
 
 
+def base_stage_key(
+    preset: str, half: str, seed: int, cfg: PretrainConfig, corpus: StageOutput, tokenizer: StageOutput
+) -> tuple[dict, dict[str, str]]:
+    """The (config, inputs) pair that names the base stage's cache folder."""
+    config = {"preset": preset, "half": half, "seed": seed, "pretrain": to_dict(cfg)}
+    # num_threads changes speed, not the result: keep it out of the hash so it never forces a retrain.
+    config["pretrain"].pop("num_threads")
+    return config, {"corpus": corpus.hash, "tokenizer": tokenizer.hash}
+
+
 def build_base(
     preset: str,
     half: str,
@@ -54,8 +64,24 @@ def build_base(
         tok.save_pretrained(str(out))
         return {"params": count_parameters(model), "vocab_size": model_vocab_size(model), **stats}
 
-    config = {"preset": preset, "half": half, "seed": seed, "pretrain": to_dict(cfg)}
-    # num_threads changes speed, not the result: keep it out of the hash so it never forces a retrain.
-    config["pretrain"].pop("num_threads")
-    inputs = {"corpus": corpus.hash, "tokenizer": tokenizer.hash}
+    config, inputs = base_stage_key(preset, half, seed, cfg, corpus, tokenizer)
     return run_stage("base", config, build, inputs=inputs, root=root)
+
+
+def build_base_in_worker(
+    preset: str,
+    half: str,
+    seed: int,
+    cfg: PretrainConfig,
+    corpus: StageOutput,
+    tokenizer: StageOutput,
+    root: Path,
+    threads: int,
+    log_level: int,
+) -> StageOutput:
+    """`build_base` in a fresh process limited to `threads` torch threads (for building A and B at once)."""
+    import torch
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(threads)
+    return build_base(preset, half, seed, cfg, corpus, tokenizer, root)

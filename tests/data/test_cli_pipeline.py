@@ -20,6 +20,7 @@ def write_config(tmp_path: Path, generated: Generated, **changes: object) -> Pat
             "corpus": {"max_docs": 150},
             "tokenizer": {"vocab_size": 512},
             "pretrain": {"steps": 6, "batch_size": 4, "block_size": 32, "warmup_steps": 2, "eval_batches": 1},
+            "workers": 1,
         },
         "generate": {
             "n_watermarked": 48,

@@ -68,3 +68,16 @@ def test_local_bases_with_different_tokenizers_are_rejected(prepared: Prepared, 
         prepare(cfg)
     same = prepare(replace(tiny_prepare_config(), base_a=prepared.base_a_dir, base_b=prepared.base_b_dir))
     assert same.vocab_size == prepared.vocab_size and same.corpus_dir is None
+
+
+def test_bases_built_in_two_processes(prepared: Prepared, cache_root: Path) -> None:
+    # New seeds: new base stages, while corpus and tokenizer are cache hits (no second stdlib parse).
+    cfg = replace(tiny_prepare_config(), workers=2, seed_a=11, seed_b=12)
+    parallel = prepare(cfg, cache_root)
+    assert not parallel.cached
+    assert parallel.hashes["tokenizer"] == prepared.hashes["tokenizer"]
+    assert parallel.hashes["base_a"] not in prepared.hashes.values()
+    for folder in (parallel.base_a_dir, parallel.base_b_dir):
+        counts = json.loads((folder / MANIFEST).read_text())["counts"]
+        assert counts["steps"] == 6 and counts["vocab_size"] == prepared.vocab_size
+    assert prepare(cfg, cache_root).cached
