@@ -1,0 +1,252 @@
+"""Open-model radioactivity test ("reading mode"): B reads Alice's watermarked text; its top-1 predictions are scored.
+
+`read_texts` packs the texts' token ids into one stream (a separator, e.g. eos, between texts), cuts it into
+(batch, seq_len) chunks and runs batched forward passes (`inference_mode`, bf16/fp16 autocast on GPU). At every
+position t it keeps B's top-1 prediction y_{t+1} and the window x_{t-k+1..t} taken from the INPUT. That pass does
+not depend on the key, so one `ReadingPass` serves the correct key, any number of wrong keys, phi or not.
+
+`open_model_test` then marks the eligible positions, all vectorised:
+- the window lies inside one text and every id in it is inside the watermark domain;
+- the window was not seen earlier in the same chunk (B could copy the token that followed it in its context: the
+  in-sequence exclusion; without it a model that merely copies in context looks radioactive);
+- optionally, the window is in phi;
+and hands them to `score_with_tape`, the shared scoring loop with the global tape (dedup across the whole test).
+Predictions outside the watermark domain are never scored (the tape drops them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from radio.detect.phi import Phi
+from radio.detect.result import RadioactivityResult
+from radio.detect.tape import row_ids, rows_in
+from radio.detect.text import pvalue_curve, result_from_scores, score_with_tape
+from radio.watermark import Watermark
+
+_DOC_SEPARATOR = -1
+_DOC_PAD = -2
+
+
+@dataclass(frozen=True)
+class ReadingPass:
+    """B's top-1 predictions over packed text and the input windows they are scored against (key-independent).
+
+    One row per input token read, in stream order: `windows[i]` = x_{t-k+1..t}, `predictions[i]` = argmax of B's
+    logits at t. `has_window`: the window lies inside one text; `fresh_in_sequence`: it was not seen earlier in the
+    same chunk (B's context).
+    """
+
+    k: int
+    windows: torch.Tensor
+    predictions: torch.Tensor
+    has_window: torch.Tensor
+    fresh_in_sequence: torch.Tensor
+    n_texts: int
+    n_chunks: int
+    seq_len: int
+    forward_s: float
+    wall_s: float
+    device: str
+
+    @property
+    def n_tokens(self) -> int:
+        """Input tokens read (predictions made), separators included."""
+        return int(self.predictions.shape[0])
+
+    def describe(self) -> dict[str, object]:
+        """JSON-able summary of the pass (no token ids)."""
+        return {
+            "n_texts": self.n_texts,
+            "n_chunks": self.n_chunks,
+            "seq_len": self.seq_len,
+            "forward_s": round(self.forward_s, 4),
+            "read_wall_s": round(self.wall_s, 4),
+            "device": self.device,
+        }
+
+
+def pack_texts(
+    texts: Sequence[Sequence[int]], seq_len: int, separator_id: int | None, pad_id: int = 0
+) -> tuple[torch.Tensor, np.ndarray, int]:
+    """Texts back to back (separator after each) in (n_chunks, seq_len) rows, trailing padding in the last row.
+
+    Returns (chunks int64, doc id per stream position (-1 separator, -2 padding), number of real positions).
+    """
+    if seq_len < 1:
+        raise ValueError(f"seq_len: must be >= 1, got {seq_len}")
+    arrays = [np.asarray(t, dtype=np.int64).reshape(-1) for t in texts]
+    arrays = [a for a in arrays if a.size]
+    if not arrays:
+        raise ValueError("texts: nothing to read (no text with a token)")
+    low = min(int(a.min()) for a in arrays)
+    if low < 0:
+        raise ValueError(f"texts: negative token id {low}")
+    sep = [] if separator_id is None else [np.array([separator_id], dtype=np.int64)]
+    pieces = [p for a in arrays for p in (a, *sep)]
+    flat = np.concatenate(pieces)
+    doc = np.concatenate(
+        [p for i, a in enumerate(arrays) for p in (np.full(a.size, i), *([np.array([_DOC_SEPARATOR])] if sep else []))]
+    )
+    n_real = flat.size
+    n_chunks = math.ceil(n_real / seq_len)
+    pad = n_chunks * seq_len - n_real
+    flat = np.concatenate([flat, np.full(pad, pad_id, dtype=np.int64)])
+    doc = np.concatenate([doc, np.full(pad, _DOC_PAD)])
+    return torch.from_numpy(flat).view(n_chunks, seq_len), doc, n_real
+
+
+def _autocast(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
+    if device.type != "cuda" or amp == "none":
+        return contextlib.nullcontext()
+    if amp is None:
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    if dtype is None:
+        raise ValueError(f"amp: must be bf16, fp16, none or None (automatic), got {amp!r}")
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Device of the model's first parameter (CPU for a model without parameters)."""
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+def top1_predictions(
+    model: torch.nn.Module, chunks: torch.Tensor, batch_size: int = 32, amp: str | None = None
+) -> tuple[torch.Tensor, float]:
+    """argmax of B's logits at every position of every chunk: ((n_chunks, seq_len) int64 on CPU, forward seconds).
+
+    Batched forward passes under `inference_mode`; predictions stay on the device until the end (no sync per batch).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    device = model_device(model)
+    outputs = []
+    start = time.perf_counter()
+    with torch.inference_mode(), _autocast(device, amp):
+        for first in range(0, chunks.shape[0], batch_size):
+            batch = chunks[first : first + batch_size].to(device, non_blocking=True)
+            logits = model(input_ids=batch, use_cache=False).logits
+            outputs.append(logits.argmax(dim=-1).to(torch.int32))
+        predictions = torch.cat(outputs).cpu().to(torch.int64)
+    return predictions, time.perf_counter() - start
+
+
+def read_texts(
+    model: torch.nn.Module,
+    texts: Sequence[Sequence[int]],
+    k: int,
+    *,
+    seq_len: int = 256,
+    batch_size: int = 32,
+    separator_id: int | None = None,
+    pad_id: int = 0,
+    amp: str | None = None,
+) -> ReadingPass:
+    """Run B over `texts` (token id lists) in reading mode; see the module docstring.
+
+    `seq_len` is capped by the model's `max_position_embeddings` when it has one. `separator_id` (e.g. eos) is
+    put after each text; windows that touch it or span two texts are not eligible.
+    """
+    start = time.perf_counter()
+    max_positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(max_positions, int) and max_positions > 0:
+        seq_len = min(seq_len, max_positions)
+    chunks, doc, n_real = pack_texts(texts, seq_len, separator_id, pad_id)
+    predictions, forward_s = top1_predictions(model, chunks, batch_size, amp)
+    predictions = predictions.reshape(-1)[:n_real]
+
+    flat = chunks.reshape(-1).numpy()
+    position = np.arange(n_real) % seq_len
+    if k:
+        padded = np.concatenate([np.zeros(k - 1, dtype=np.int64), flat])
+        windows = np.lib.stride_tricks.sliding_window_view(padded, k)[:n_real]  # row i = flat[i-k+1 .. i]
+        first = np.maximum(np.arange(n_real) - (k - 1), 0)
+        has_window = (position >= k - 1) & (doc[first] == doc[:n_real]) & (doc[:n_real] >= 0)
+    else:
+        windows = np.zeros((n_real, 0), dtype=np.int64)
+        has_window = doc[:n_real] >= 0
+    # In-sequence exclusion: a window counts as seen from its first position in the chunk (B's whole context),
+    # whatever text it spans; positions before the first full window have none.
+    complete = position >= k - 1
+    codes = np.full(n_real, -1, dtype=np.int64)
+    codes[complete] = pd.factorize(row_ids(torch.from_numpy(windows[complete])))[0]
+    chunk_id = np.arange(n_real) // seq_len
+    seen_key = chunk_id * (int(codes.max()) + 2) + codes + 1
+    fresh = complete & ~pd.Series(seen_key).duplicated(keep="first").to_numpy()
+    return ReadingPass(
+        k=k,
+        windows=torch.from_numpy(np.ascontiguousarray(windows)),
+        predictions=predictions,
+        has_window=torch.from_numpy(has_window),
+        fresh_in_sequence=torch.from_numpy(fresh),
+        n_texts=len(texts),
+        n_chunks=int(chunks.shape[0]),
+        seq_len=seq_len,
+        forward_s=forward_s,
+        wall_s=time.perf_counter() - start,
+        device=str(model_device(model)),
+    )
+
+
+def open_model_test(
+    wm: Watermark,
+    reading: ReadingPass,
+    *,
+    phi: Phi | None = None,
+    dedup: str = "window+token",
+    in_sequence_exclusion: bool = True,
+    supervised: bool = False,
+    control: str = "none",
+    mid_p: bool = False,
+    curve_points: int = 50,
+    info: dict[str, object] | None = None,
+) -> RadioactivityResult:
+    """One pooled open-model test of `reading` (B's predictions) under watermark `wm`; see the module docstring."""
+    if reading.k != wm.k:
+        raise ValueError(f"reading pass has windows of k={reading.k} but the watermark has k={wm.k}")
+    start = time.perf_counter()
+    eligible = reading.has_window.clone()
+    if wm.k:
+        eligible &= (reading.windows < wm.vocab_size).all(dim=1)
+    if in_sequence_exclusion:
+        eligible &= reading.fresh_in_sequence
+    if phi is not None:
+        if phi.k != wm.k:
+            raise ValueError(f"phi holds {phi.k}-grams but the watermark has k={wm.k}")
+        eligible &= rows_in(reading.windows, phi.grams)
+    scored = score_with_tape(wm, reading.windows, reading.predictions, eligible, dedup)
+    detection = result_from_scores(
+        wm,
+        scored,
+        dedup=dedup,
+        prompt_exclusion="in-sequence" if in_sequence_exclusion else "none",
+        phi_size=None if phi is None else phi.size,
+        mid_p=mid_p,
+        test="open",
+    )
+    wall = reading.wall_s + time.perf_counter() - start
+    return RadioactivityResult(
+        detection=detection,
+        setting="open",
+        supervised=supervised,
+        control=control,
+        in_sequence_exclusion=in_sequence_exclusion,
+        phi=None if phi is None else phi.describe(),
+        tokens_per_s=reading.n_tokens / wall if wall > 0 else float("nan"),
+        wall_s=wall,
+        curve=pvalue_curve(wm, scored.scores, curve_points),
+        info={**reading.describe(), **(info or {})},
+    )
