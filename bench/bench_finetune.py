@@ -5,8 +5,11 @@ Every cell is one `radio.train.finetune` run of `--steps` optimizer steps on ran
 `--warmup` and the last step (non-padding tokens through the model per second), so model loading, DeepSpeed
 engine set-up and the final save are not counted; they are reported separately as "overhead". The models are
 freshly initialised radio presets (throughput does not depend on the weights) with a 2,048-row vocabulary.
+Cells run in a rotated order `--repeats` times and the median is reported, so that load from other processes
+hits all cells alike. On a machine shared with other jobs use `--threads 1`: OpenMP threads that wait for a busy
+core make 2 threads several times slower than 1.
 
-    python bench/bench_finetune.py [--presets tiny-0.5m tiny-1m tiny-4m] [--stages none 0 2] [--steps 12]
+    python bench/bench_finetune.py [--presets tiny-0.5m tiny-1m tiny-4m] [--stages none 0 2] [--threads 2]
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import json
 import logging
 import os
 import random
+import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -81,61 +86,74 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    rows = []
+    cells = [(p, m, st) for p in args.presets for m in args.methods for st in args.stages]
+    runs: dict[tuple[str, str, str], list[dict]] = {cell: [] for cell in cells}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for preset in args.presets:
-            base, data = build_inputs(root, preset, n_rows=args.batch_size * args.steps)
-            params = count_parameters(build_model(preset, VOCAB, seed=0))
-            for method in args.methods:
-                for stage in args.stages:
-                    cfg = FinetuneConfig(
-                        method=method,
-                        learning_rate=1e-3,
-                        max_steps=args.steps,
-                        batch_size=args.batch_size,
-                        max_seq_len=PROMPT + ANSWER + 1,
-                        zero_stage=None if stage == "none" else int(stage),
-                        device="cpu",
-                        log_every_steps=args.steps,
-                        lora_target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
-                    )
-                    clock = StepClock(args.warmup)
-                    out = root / f"{preset}-{method}-{stage}"
-                    start = time.perf_counter()
-                    result = finetune(cfg, base, data, out, callbacks=[clock])
-                    wall = time.perf_counter() - start
-                    rate = clock.tokens_per_s()
-                    measured = (args.steps - args.warmup) * args.batch_size * (PROMPT + ANSWER + 1) / rate
-                    row = {
-                        "preset": preset,
-                        "params": params,
-                        "method": method,
-                        "deepspeed": "none" if stage == "none" else f"ZeRO-{stage}",
-                        "trainable": result.trainable_params,
-                        "tokens_per_s": round(rate, 1),
-                        "s_per_step": round(measured / (args.steps - args.warmup), 4),
-                        "overhead_s": round(wall - measured, 2),
-                    }
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
+        inputs = {p: build_inputs(root, p, n_rows=args.batch_size * args.steps) for p in args.presets}
+        params = {p: count_parameters(build_model(p, VOCAB, seed=0)) for p in args.presets}
+        for repeat in range(args.repeats):
+            shift = repeat * len(cells) // max(args.repeats, 1)
+            for preset, method, stage in cells[shift:] + cells[:shift]:
+                cfg = FinetuneConfig(
+                    method=method,
+                    learning_rate=1e-3,
+                    max_steps=args.steps,
+                    batch_size=args.batch_size,
+                    max_seq_len=PROMPT + ANSWER + 1,
+                    zero_stage=None if stage == "none" else int(stage),
+                    device="cpu",
+                    log_every_steps=args.steps,
+                    lora_target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
+                )
+                clock = StepClock(args.warmup)
+                out = root / f"{preset}-{method}-{stage}-{repeat}"
+                start = time.perf_counter()
+                result = finetune(cfg, *inputs[preset], out, callbacks=[clock])
+                wall = time.perf_counter() - start
+                rate = clock.tokens_per_s()
+                measured = (args.steps - args.warmup) * args.batch_size * (PROMPT + ANSWER + 1) / rate
+                run = {
+                    "preset": preset,
+                    "params": params[preset],
+                    "method": method,
+                    "deepspeed": "none" if stage == "none" else f"ZeRO-{stage}",
+                    "trainable": result.trainable_params,
+                    "repeat": repeat,
+                    "tokens_per_s": round(rate, 1),
+                    "overhead_s": round(wall - measured, 2),
+                }
+                runs[(preset, method, stage)].append(run)
+                print(json.dumps(run), flush=True)
+                shutil.rmtree(out, ignore_errors=True)
+    rows = []
+    for cell in cells:
+        row = dict(runs[cell][0])
+        row.pop("repeat")
+        row["tokens_per_s"] = round(statistics.median(r["tokens_per_s"] for r in runs[cell]), 1)
+        row["overhead_s"] = round(statistics.median(r["overhead_s"] for r in runs[cell]), 2)
+        rows.append(row)
 
-    print(f"\nfine-tuning throughput, batch {args.batch_size} x {PROMPT + ANSWER + 1} tokens, {args.threads} threads,")
-    print(f"steps {args.warmup + 1}..{args.steps} timed; load average {os.getloadavg()[0]:.1f} at the end\n")
+    print(
+        f"\nfine-tuning throughput (median of {args.repeats}), batch {args.batch_size} x {PROMPT + ANSWER + 1} "
+        f"tokens, {args.threads} threads, steps {args.warmup + 1}..{args.steps} timed; "
+        f"load average {os.getloadavg()[0]:.1f} at the end\n"
+    )
     stages = ["none" if s == "none" else f"ZeRO-{s}" for s in args.stages]
     header = f"{'preset':<10} {'params':>9} {'method':<5} {'trainable':>9} " + " ".join(f"{s:>14}" for s in stages)
     print(header + "   (tokens/s; overhead s)")
     for preset in args.presets:
         for method in args.methods:
-            cells = [r for r in rows if r["preset"] == preset and r["method"] == method]
-            line = f"{preset:<10} {cells[0]['params']:>9,} {method:<5} {cells[0]['trainable']:>9,} "
-            line += " ".join(f"{c['tokens_per_s']:>7,.0f} ({c['overhead_s']:>4.1f})" for c in cells)
+            group = [r for r in rows if r["preset"] == preset and r["method"] == method]
+            line = f"{preset:<10} {group[0]['params']:>9,} {method:<5} {group[0]['trainable']:>9,} "
+            line += " ".join(f"{c['tokens_per_s']:>7,.0f} ({c['overhead_s']:>4.1f})" for c in group)
             print(line)
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2))
