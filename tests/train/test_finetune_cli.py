@@ -127,3 +127,15 @@ def test_cli_finetunes_and_prints_the_checkpoint(
     assert code == 0, err
     staged = json.loads(out)
     assert staged["cached"] is False and Path(staged["checkpoint"]).parent == (tmp_path / "cache" / "finetune")
+
+
+def test_radio_train_imports_without_ray_or_heavy_libraries() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, radio.train, radio.train.ray_train, radio.cli.train; "
+        "print(sorted(m for m in ('ray', 'deepspeed', 'peft', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
