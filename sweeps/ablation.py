@@ -1,0 +1,122 @@
+"""The radioactivity ablation sweep: does fine-tuning on watermarked text make model B radioactive?
+
+    python sweeps/ablation.py                      # embedded default (preset `tiny`): local Ray, ./mlflow.db
+    python sweeps/ablation.py --preset paper       # the paper's grid, local model folders, on a cluster
+    python sweeps/ablation.py rho=0,0.1,1 k=1,2    # override any axis; --cartesian for the full product
+    python sweeps/ablation.py --dry-run            # trials, shared stages and resources; starts nothing
+
+The key comes from --key-file or RADIO_WATERMARK_KEY; with neither, a random key is created once in
+~/.config/radio/watermark.key (mode 0600), outside the tracking store. Only its fingerprint is recorded.
+Grid, stages and tables are declared here; the generic machinery (Ray Tune, actors, MLflow, resume) is
+`sweeps/engine.py`, the radio steps `sweeps/ablation_steps.py`, the tables `sweeps/ablation_report.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from radio.cache import config_hash
+from radio.keys import KEY_ENV_VAR, ensure_key_file, key_fingerprint, load_key
+from sweeps.ablation_config import AblationConfig, load_preset
+from sweeps.ablation_report import build_report
+from sweeps.ablation_steps import Steps
+from sweeps.engine import Evaluation, Grid, Resources, Stage, Sweep, main
+
+DEFAULT_KEY_FILE = Path("~/.config/radio/watermark.key")
+
+
+def _key_file(args: argparse.Namespace) -> str | None:
+    """The key file to use (None: the environment variable); the embedded default creates one when needed."""
+    if args.key_file is not None:
+        return str(Path(args.key_file).expanduser().resolve())
+    if os.environ.get(KEY_ENV_VAR):
+        return None
+    return str(ensure_key_file(DEFAULT_KEY_FILE).resolve())
+
+
+def _grid(config: AblationConfig) -> Grid:
+    checks = {
+        "rho": lambda v: 0.0 <= v <= 1.0,
+        "lr": lambda v: v > 0,
+        "epochs": lambda v: v >= 0,
+        "k": lambda v: v >= 0,
+        "scheme": lambda v: v in ("kgw", "aaronson"),
+        "method": lambda v: v in ("full", "lora"),
+    }
+    if config.models:
+        checks["size"] = lambda v: v in config.models
+    return Grid(
+        base=config.grid.base,
+        vary=config.grid.vary,
+        mode=config.grid.mode,
+        seeds=tuple(config.grid.seeds),
+        include=config.grid.include,
+        checks=checks,
+    )
+
+
+def build_sweep(args: argparse.Namespace) -> Sweep:
+    """Declare the sweep: grid, shared stages, trial, detection actors and tables."""
+    config = load_preset(args.preset)
+    key_file = _key_file(args)
+    key = load_key(key_file)
+    steps = Steps(config, key_file)
+    res = config.resources
+    stage_resources = Resources(**res.stage)
+    fingerprint = key_fingerprint(key)
+    constants = {
+        "key_fingerprint": fingerprint,
+        "key_file": key_file,
+        "config": config_hash(config.public_dict()),  # stages rebuild when the preset changes
+    }
+    stages = [
+        Stage("alice", steps.build_alice, depends_on=("config",), resources=stage_resources),
+        Stage("bob", steps.build_bob, depends_on=("size", "config"), needs=("alice",), resources=stage_resources),
+        Stage(
+            "data",
+            steps.build_data,
+            depends_on=("scheme", "k", "key_fingerprint", "config"),
+            needs=("alice",),
+            resources=stage_resources,
+        ),
+        Stage("mix", steps.build_mix, depends_on=("rho", "config"), needs=("data",), resources=stage_resources),
+    ]
+    evaluation = Evaluation(
+        load=steps.load_actor,
+        tasks=steps.tasks,
+        run=steps.run_task,
+        actors=res.detect_actors,
+        resources=Resources(**res.detect),
+    )
+    grid = _grid(config)
+    varied = sorted(config.grid.vary)
+    return Sweep(
+        name=config.name,
+        grid=grid,
+        train=steps.train,
+        stages=stages,
+        evaluation=evaluation,
+        report=lambda frame: build_report(frame, config.grid.base, varied),
+        resources=Resources(**res.trial),
+        constants=constants,
+        secrets=[key],
+        key_fingerprint=fingerprint,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The sweep's own options; the engine adds overrides, --dry-run, --tracking-uri and the Ray options."""
+    out = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    out.add_argument("--preset", default="tiny", help="tiny (default), paper, or a path to a preset YAML file")
+    out.add_argument("--key-file", default=None, help=f"file holding the watermark key (else ${KEY_ENV_VAR})")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main(build_sweep, parser=parser()))

@@ -1,0 +1,136 @@
+"""Configuration of the radioactivity ablation sweep: one dataclass per concern, read from a preset YAML file.
+
+Unknown keys and impossible values are rejected (naming the field) before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radio.config import ConfigError, from_dict, load_yaml, require, to_dict
+from radio.data import GenerateConfig, MixConfig, PrepareConfig
+from radio.detect.actor import DetectionSpec
+from radio.train import FinetuneConfig
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+AXES = ("rho", "lr", "epochs", "size", "k", "scheme", "method")
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The base point (every axis), the axes varied one at a time around it, extra points, and seeds."""
+
+    base: dict[str, Any]
+    vary: dict[str, list[Any]] = field(default_factory=dict)
+    include: list[dict[str, Any]] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    mode: str = "one_at_a_time"
+
+    def __post_init__(self) -> None:
+        missing = sorted(set(AXES) - set(self.base))
+        unknown = sorted(set(self.base) - set(AXES))
+        require(not missing, "grid.base", f"missing axes {missing}")
+        require(not unknown, "grid.base", f"unknown axes {unknown}; known: {list(AXES)}")
+        require(self.mode in ("one_at_a_time", "cartesian"), "grid.mode", "must be one_at_a_time or cartesian")
+        require(bool(self.seeds), "grid.seeds", "needs at least one seed")
+
+
+@dataclass(frozen=True)
+class WatermarkParams:
+    """Public watermark parameters shared by every trial (scheme and k are grid axes)."""
+
+    gamma: float = 0.25
+    delta: float = 3.0
+    hashing: str = "radio"
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """The tests every checkpoint gets (DetectionSpec fields, minus the data folder), and how the actors run."""
+
+    tests: list[dict[str, Any]]
+    wrong_keys: int = 1
+    batch_size: int = 32
+    seq_len: int = 256
+    device: str = "auto"
+    amp: str | None = None
+    utility_texts: int = 200
+
+    def __post_init__(self) -> None:
+        require(bool(self.tests), "detect.tests", "needs at least one test")
+        names = [t.get("name") for t in self.tests]
+        require(all(names) and len(set(names)) == len(names), "detect.tests", "every test needs a unique name")
+        for test in self.tests:
+            require("data" not in test, f"detect.tests.{test['name']}.data", "is set by the sweep (the trial's mix)")
+            try:
+                DetectionSpec.from_dict(test)
+            except (ConfigError, ValueError) as err:
+                raise ConfigError(f"detect.tests.{test['name']}: {err}") from err
+        require(self.wrong_keys >= 0, "detect.wrong_keys", f"must be >= 0, got {self.wrong_keys}")
+        require(self.utility_texts >= 0, "detect.utility_texts", f"must be >= 0, got {self.utility_texts}")
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """Ray resources: a trial (its Ray Train workers included), a shared-stage task, a detection actor."""
+
+    trial: dict[str, int | float] = field(default_factory=lambda: {"cpu": 0.01, "workers": 1, "cpu_per_worker": 1})
+    stage: dict[str, int | float] = field(default_factory=lambda: {"cpu": 1})
+    detect: dict[str, int | float] = field(default_factory=lambda: {"cpu": 1})
+    detect_actors: int = 1
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Everything one sweep needs, from a preset file."""
+
+    name: str
+    grid: GridConfig
+    watermark: WatermarkParams = field(default_factory=WatermarkParams)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+    finetune: dict[str, Any] = field(default_factory=dict)
+    detect: DetectConfig = field(default_factory=lambda: DetectConfig(tests=[{"name": "open", "setting": "open"}]))
+    resources: ResourceConfig = field(default_factory=ResourceConfig)
+    models: dict[str, str] = field(default_factory=dict)  # size -> Bob's local base checkpoint (real runs)
+
+    def __post_init__(self) -> None:
+        self.finetune_config()  # validates the fine-tuning section, naming its fields
+        sizes = {self.grid.base["size"], *self.grid.vary.get("size", [])}
+        if self.models:
+            unknown = sorted(str(s) for s in sizes if s not in self.models)
+            require(not unknown, "models", f"no local checkpoint for size(s) {unknown}")
+
+    def finetune_config(self, **overrides: Any) -> FinetuneConfig:
+        """The fine-tuning config of one trial (`overrides`: the trial's lr, epochs, method, seed)."""
+        try:
+            return FinetuneConfig.from_dict({**self.finetune, **overrides})
+        except (ConfigError, ValueError) as err:
+            raise ConfigError(f"finetune: {err}") from err
+
+    def public_dict(self) -> dict[str, Any]:
+        """The whole config as plain JSON (no secrets live in it), for hashing and the parent run's params."""
+        return to_dict(self)
+
+
+def load_preset(name_or_path: str) -> AblationConfig:
+    """A preset by name (`tiny`, `paper`: files in sweeps/presets/) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+            raise ConfigError(f"--preset {name_or_path}: unknown preset; known: {known}, or a path to a YAML file")
+    return from_dict(AblationConfig, load_yaml(path), where=str(path))
+
+
+def replace_nested(config: Any, **changes: Any) -> Any:
+    """`dataclasses.replace` that names the field when a change is invalid."""
+    try:
+        return dataclasses.replace(config, **changes)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from err

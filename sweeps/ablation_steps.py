@@ -1,0 +1,225 @@
+"""The radio-specific steps of the ablation sweep: shared stages, the trial, the detection tasks, the tables.
+
+Stages write a small `stage.json` pointer into their engine folder; the heavy outputs (bases, generated data,
+mixes) live in radio's own stage cache under the same root, keyed by their configs, so the paths stay valid and
+an identical stage of another sweep is a cache hit too. The key never travels: stages and actors read it from the
+key file (or `RADIO_WATERMARK_KEY`) themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sweeps.ablation_config import AblationConfig
+
+log = logging.getLogger(__name__)
+POINTER = "stage.json"
+BASE_MODEL_EPOCHS = 0  # a grid point with epochs = 0 is the base-model control: Bob's base, not fine-tuned
+
+
+def read_pointer(folder: Path) -> dict[str, Any]:
+    """The paths and numbers a stage recorded in its folder."""
+    return json.loads((Path(folder) / POINTER).read_text())
+
+
+def _write_pointer(out_dir: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    (out_dir / POINTER).write_text(json.dumps(dict(record), indent=2, sort_keys=True, default=str))
+    return {k: v for k, v in record.items() if isinstance(v, int | float)}
+
+
+def _key(constants: Mapping[str, Any]) -> int | bytes:
+    from radio.keys import load_key
+
+    return load_key(constants.get("key_file"))
+
+
+def _cache_root(out_dir: Path) -> Path:
+    # The engine builds a stage in <cache root>/<stage>/<temporary folder>; radio's own stages share that root.
+    return out_dir.parent.parent
+
+
+class Steps:
+    """Stage builders, trial function and evaluation callbacks bound to one `AblationConfig`."""
+
+    def __init__(self, config: AblationConfig, key_file: str | None) -> None:
+        self.config = config
+        self.constants = {"key_file": key_file}
+
+    # -- shared stages ----------------------------------------------------------------------------------------
+    def build_alice(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
+        """Corpus, tokenizer and Alice's model A (and B at the base size), through radio's cached `prepare`."""
+        from radio.data import prepare
+
+        prepared = prepare(self.config.prepare, _cache_root(out_dir))
+        return _write_pointer(
+            out_dir,
+            {
+                "base_a": str(prepared.base_a_dir),
+                "base_b": str(prepared.base_b_dir),
+                "tokenizer": str(prepared.tokenizer_dir),
+                "corpus": str(prepared.corpus_dir) if prepared.corpus_dir else None,
+                "vocab_size": prepared.vocab_size,
+            },
+        )
+
+    def build_bob(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
+        """Bob's base model B at the trial's size: a local checkpoint, or a tiny preset pre-trained here."""
+        from radio.data import prepare
+
+        size = config["size"]
+        if self.config.models:
+            return _write_pointer(out_dir, {"base_b": str(Path(self.config.models[size]).expanduser().resolve())})
+        prepared = prepare(dataclasses.replace(self.config.prepare, preset=size), _cache_root(out_dir))
+        return _write_pointer(out_dir, {"base_b": str(prepared.base_b_dir), "vocab_size": prepared.vocab_size})
+
+    def build_data(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
+        """A's watermarked and plain answers for one (scheme, k): generated once, shared by every trial."""
+        from radio.data import Prepared, WatermarkConfig, generate_sets
+
+        alice = read_pointer(inputs["alice"])
+        prepared = Prepared(
+            tokenizer_dir=Path(alice["tokenizer"]),
+            base_a_dir=Path(alice["base_a"]),
+            base_b_dir=Path(alice["base_b"]),
+            corpus_dir=Path(alice["corpus"]) if alice["corpus"] else None,
+            hashes={},
+            vocab_size=alice["vocab_size"],
+            cached=True,
+        )
+        wm = self.config.watermark
+        watermark = WatermarkConfig(scheme=config["scheme"], k=config["k"], **dataclasses.asdict(wm))
+        cfg = dataclasses.replace(self.config.generate, watermark=watermark)
+        marked, plain = generate_sets(cfg, prepared, _key(self.constants), _cache_root(out_dir))
+        return _write_pointer(
+            out_dir,
+            {"watermarked": str(marked.path), "plain": str(plain.path), **marked.manifest.get("counts", {})},
+        )
+
+    def build_mix(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
+        """The training mix at one rho (and Alice's known and held-out sets) for one (scheme, k)."""
+        from radio.data import make_mix
+
+        data = read_pointer(inputs["data"])
+        cfg = dataclasses.replace(self.config.mix, rho=float(config["rho"]))
+        mix = make_mix(cfg, data["watermarked"], data["plain"], _cache_root(out_dir))
+        return _write_pointer(out_dir, {"mix": str(mix.path), **mix.manifest.get("counts", {})})
+
+    # -- the trial ----------------------------------------------------------------------------------------------
+    def train(self, ctx: Any) -> dict[str, Any]:
+        """Fine-tune Bob's base on the trial's mix with a Ray Train worker (DeepSpeed per the preset)."""
+        from radio.train import FinetuneResult
+        from radio.train.ray_train import train_loop_per_worker
+
+        params = ctx.params
+        base_b = read_pointer(ctx.stages["bob"])["base_b"]
+        mix = read_pointer(ctx.stages["mix"])["mix"]
+        common = {"mix_dir": mix, "base_b": base_b, "corpus_dir": read_pointer(ctx.stages["alice"])["corpus"]}
+        if params["epochs"] == BASE_MODEL_EPOCHS:
+            return {**common, "checkpoint_path": base_b, "role": "base-model"}
+        cfg = self.config.finetune_config(
+            learning_rate=params["lr"], epochs=params["epochs"], method=params["method"], seed=params["seed"]
+        )
+        out_dir = Path(ctx.storage_path) / "checkpoints" / ctx.trial_id
+        loop_config = {
+            "finetune": cfg.to_dict(),
+            "base_model_dir": base_b,
+            "train_dir": str(Path(mix) / "train"),
+            "out_dir": str(out_dir),
+        }
+        ctx.torch_trainer(train_loop_per_worker, loop_config).fit()
+        result = FinetuneResult.load(out_dir)
+        return {
+            **common,
+            "checkpoint_path": str(result.checkpoint_dir),
+            "role": "model",
+            "train_loss": result.final_loss,
+            "train_tokens": result.train_tokens,
+            "train_tokens_per_s": result.tokens_per_s,
+            "train_wall_s": result.wall_time_s,
+            "train_watermarked_examples": result.n_watermarked,
+        }
+
+    # -- evaluation (in Ray actors) -------------------------------------------------------------------------------
+    def load_actor(self, checkpoint: str | None, params: Mapping[str, Any]) -> Any:
+        """A detection actor holding the trial's checkpoint (loaded once for all of its tests)."""
+        from radio.detect.actor import DetectionActor
+        from radio.watermark import WatermarkSpec
+
+        if checkpoint is None:
+            raise ValueError("the trial returned no checkpoint")
+        vocab_size = json.loads((Path(checkpoint) / "config.json").read_text())["vocab_size"]
+        wm = self.config.watermark
+        spec = WatermarkSpec(
+            scheme=params["scheme"],
+            k=params["k"],
+            gamma=wm.gamma,
+            delta=wm.delta,
+            vocab_size=vocab_size,
+            hashing=wm.hashing,
+            temperature=self.config.generate.temperature,
+            top_p=self.config.generate.top_p,
+        )
+        detect = self.config.detect
+        return DetectionActor(
+            checkpoint,
+            spec,
+            key_file=self.constants["key_file"],
+            role="base-model" if params["epochs"] == BASE_MODEL_EPOCHS else "model",
+            device=detect.device,
+            amp=detect.amp,
+            batch_size=detect.batch_size,
+            seq_len=detect.seq_len,
+        )
+
+    def tasks(self, outcome: Any) -> list[dict[str, Any]]:
+        """Every configured test on the trial's mix, its wrong-key controls, and the utility check."""
+        mix = outcome.metrics["mix_dir"]
+        tasks: list[dict[str, Any]] = []
+        for test in self.config.detect.tests:
+            tasks.append({**test, "data": mix, "seed": outcome.params["seed"]})
+            if test.get("setting") != "mia":
+                for index in range(self.config.detect.wrong_keys):
+                    tasks.append(
+                        {**test, "data": mix, "key": "wrong", "wrong_key_index": index, "seed": outcome.params["seed"]}
+                    )
+        if self.config.detect.utility_texts and outcome.metrics.get("corpus_dir"):
+            tasks.append({"name": "utility", "corpus": outcome.metrics["corpus_dir"]})
+        return tasks
+
+    def run_task(self, actor: Any, task: Mapping[str, Any]) -> dict[str, Any]:
+        """One test (or the perplexity check) on the loaded checkpoint, as a flat row of scalars."""
+        if task["name"] == "utility":
+            perplexity = self._perplexity(actor, Path(task["corpus"]))
+            return {"test": "utility", "control": "none", "heldout_perplexity": perplexity}
+        row = actor.run(dict(task))
+        control = row.get("control", "none")
+        flat = {
+            "test": task["name"] if control == "none" else f"{task['name']} [{control}]",
+            "control": control,
+            "setting": row.get("setting"),
+            "supervised": row.get("supervised"),
+            "log10_pvalue": row.get("log10_pvalue"),
+            "pvalue": row.get("pvalue"),
+        }
+        for name in ("n_seen", "n_eligible", "n_scored", "score_mean", "phi_size", "tokens_per_s", "statistic"):
+            if isinstance(row.get(name), int | float):
+                flat[name] = row[name]
+        if row.get("curve"):
+            flat["curve"] = json.dumps(row["curve"])
+        return flat
+
+    def _perplexity(self, actor: Any, corpus: Path) -> float:
+        """Held-out perplexity of the checkpoint on corpus text that neither A nor B trained on (utility check)."""
+        from radio.data import load_split
+        from radio.models.pretrain import evaluate_loss, token_stream
+
+        texts = load_split(corpus, "heldout")[-self.config.detect.utility_texts :]
+        ids = [actor.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        stream = token_stream(ids).to(actor.device)
+        return math.exp(evaluate_loss(actor.model, stream, block_size=min(128, self.config.detect.seq_len)))

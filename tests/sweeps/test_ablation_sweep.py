@@ -1,0 +1,102 @@
+"""The main job end to end: `python sweeps/ablation.py --preset smoke` as users run it, then once more.
+
+The smoke preset runs the real pipeline (tokenizer, bases, watermarked generation, mixes, DeepSpeed fine-tunes in
+Ray Train workers under Ray Tune, detection actors, MLflow) at minimal sizes: it checks the plumbing, not power.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "smoke-test-secret-key-0123456789"
+
+
+def _run(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RADIO_WATERMARK_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        str(REPO / "sweeps" / "ablation.py"),
+        "--preset",
+        "smoke",
+        "--cache-root",
+        str(workdir / "cache"),
+        "--storage-path",
+        str(workdir / "storage"),
+        *args,
+    ]
+    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _runs(workdir: Path) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("radio-smoke")
+    return client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+@pytest.mark.slow
+def test_smoke_sweep_records_every_trial_once_and_reruns_from_cache(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    first = _run(tmp_path)
+    first_s = time.perf_counter() - start
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+    assert "pvalues:" in first.stdout and "open-unsupervised" in first.stdout
+
+    runs = _runs(tmp_path)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 3
+    assert len({c.data.tags.get("trial_id") for c in children}) == 3
+    artifacts = {
+        a.path
+        for a in __import__("mlflow")
+        .MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        .list_artifacts(parents[0].info.run_id)
+    }
+    assert any("pvalues" in a for a in artifacts), artifacts
+
+    # the key never reaches MLflow or any file written under the work folder
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            assert SECRET.encode() not in path.read_bytes(), path
+
+    start = time.perf_counter()
+    second = _run(tmp_path)
+    second_s = time.perf_counter() - start
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "already recorded in MLflow" in second.stdout
+    assert len(_runs(tmp_path)) == len(runs)
+    assert second_s < first_s / 2
+
+
+def test_dry_run_and_bad_overrides(tmp_path: Path) -> None:
+    dry = _run(tmp_path, "--dry-run", timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert "3 trial(s)" in dry.stdout and "shared stages" in dry.stdout
+    bad = _run(tmp_path, "rho=2", "--dry-run", timeout=120)
+    assert bad.returncode != 0 and "rho" in bad.stderr
+    unknown = _run(tmp_path, "temperature=1", "--dry-run", timeout=120)
+    assert unknown.returncode != 0 and "temperature" in unknown.stderr
+
+
+def test_unknown_preset_key_is_rejected(tmp_path: Path) -> None:
+    preset = tmp_path / "bad.yaml"
+    preset.write_text((REPO / "sweeps" / "presets" / "smoke.yaml").read_text() + "\nlearning_rate: 1\n")
+    env = {**os.environ, "RADIO_WATERMARK_KEY": SECRET}
+    out = subprocess.run(
+        [sys.executable, str(REPO / "sweeps" / "ablation.py"), "--preset", str(preset), "--dry-run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0 and "learning_rate" in out.stderr
