@@ -72,8 +72,6 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--base", required=True, type=Path, help="base model folder (model and tokenizer)")
     parser.add_argument("--train", required=True, type=Path, help="training dataset folder (save_to_disk)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="stable output folder (resumable) instead of the cache"
-    )
+    parser.add_argument("--out", type=Path, default=None, help="stable output folder (resumable) instead of the cache")
     parser.add_argument("--cache-root", type=Path, default=None, help="cache root (default: $RADIO_CACHE)")
     parser.set_defaults(handler=_finetune)
