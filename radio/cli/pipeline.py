@@ -5,7 +5,7 @@ section is optional and defaults to the embedded tiny setup::
 
     cache_root: /scratch/radio-cache      # default: $RADIO_CACHE or ~/.cache/radio
     prepare:  {preset: tiny-1m, corpus: {source: stdlib}, pretrain: {steps: 500}}
-    generate: {n_watermarked: 2400, n_plain: 1200, max_new_tokens: 64,
+    generate: {n_watermarked: 2000, n_plain: 1200, max_new_tokens: 64,
                watermark: {scheme: kgw, k: 2, gamma: 0.25, delta: 3.0}}
     mix:      {d: 1.0, train_size: 1000, known_size: 200, heldout_size: 400}
     rhos:     [0.0, 0.05, 1.0]            # `radio mix` builds one mix per rho (mix.rho when empty)
