@@ -265,7 +265,9 @@ class DetectionActor:
         cache_key = (str(data), split, spec.max_texts, top_n)
         if cache_key not in self._phis:
             records = self.records(data, split, spec.max_texts)
-            self._phis[cache_key] = build_phi(records.answers, self.watermark.k, top_n, source=str(data / split))
+            self._phis[cache_key] = build_phi(
+                records.answers, self.watermark.k, top_n, source=str(data / split), prompts=records.prompts
+            )
         return self._phis[cache_key]
 
     def answers(self, data: Path | None, spec: DetectionSpec) -> Answers:

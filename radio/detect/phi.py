@@ -90,11 +90,31 @@ class Phi:
         return cls(grams, counts, int(meta["k"]), str(meta["source"]), meta["top_n"], int(meta["n_distinct_in_source"]))
 
 
-def build_phi(sequences: Sequence[Sequence[int]], k: int, top_n: int | None = None, source: str = "") -> Phi:
-    """phi from Alice's texts: all their distinct k-grams, or the `top_n` most frequent (ties: first seen first)."""
+def answer_windows(answers: Sequence[Sequence[int]], prompts: Sequence[Sequence[int]], k: int) -> torch.Tensor:
+    """The window of every watermarked answer token (reaching back into its prompt), as (n, k) int64 rows."""
+    from radio.detect.text import collect_pairs
+
+    windows, _, has_window, _ = collect_pairs(k, answers, prompts, prompt_exclusion="none")
+    return windows[has_window]
+
+
+def build_phi(
+    sequences: Sequence[Sequence[int]],
+    k: int,
+    top_n: int | None = None,
+    source: str = "",
+    prompts: Sequence[Sequence[int]] | None = None,
+) -> Phi:
+    """phi from Alice's texts: all their distinct k-grams, or the `top_n` most frequent (ties: first seen first).
+
+    With `prompts`, `sequences` are answers to them and phi holds the windows that preceded each answer token
+    (those that seeded its watermark, reaching back into the prompt); otherwise every k-gram inside each text.
+    """
     if top_n is not None and top_n < 1:
         raise ValueError(f"top_n: must be >= 1 or None, got {top_n}")
-    grams = all_kgrams(sequences, k)
+    if k < 1:
+        raise ValueError(f"k: phi needs k >= 1, got {k}")
+    grams = all_kgrams(sequences, k) if prompts is None else answer_windows(sequences, prompts, k)
     if grams.shape[0] == 0:
         raise ValueError(f"phi: the source {source or '(texts)'} has no {k}-gram")
     codes, _ = pd.factorize(row_ids(grams))  # codes in order of first appearance

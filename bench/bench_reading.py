@@ -1,0 +1,99 @@
+"""Reading-mode throughput: the open-model test (forward + top-1 + windows + exclusion + tape + hashing) vs the bare
+forward pass of the same model on the same batches. Goal: scoring adds at most 10%.
+
+A Llama-style model is built from a preset (random weights: speed does not depend on them) with a vocabulary of
+--vocab entries; the text is random token ids. Both paths run --repeats times after one warm-up; the best time of
+each is reported. On GPU both run under the same bf16/fp16 autocast.
+
+    python bench/bench_reading.py [--preset tiny-1m] [--vocab 32000] [--tokens 100000] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from radio.detect.actor import resolve_device
+from radio.detect.open_model import _autocast, open_model_test, pack_texts, read_texts
+from radio.models import build_model
+from radio.watermark import Watermark
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bare_forward(model: torch.nn.Module, chunks: torch.Tensor, batch_size: int, device: torch.device) -> float:
+    """Seconds for the forward passes alone (logits of every batch, nothing kept)."""
+    _sync(device)
+    start = time.perf_counter()
+    with torch.inference_mode(), _autocast(device, None):
+        for first in range(0, chunks.shape[0], batch_size):
+            batch = chunks[first : first + batch_size].to(device, non_blocking=True)
+            logits = model(input_ids=batch, use_cache=False).logits
+    del logits
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def reading_test(
+    model: torch.nn.Module, wm: Watermark, texts: list[np.ndarray], seq_len: int, batch_size: int
+) -> tuple[float, float, float, int]:
+    """Seconds for the whole open-model test; also its forward seconds, the log10 p and the tokens scored."""
+    device = next(model.parameters()).device
+    _sync(device)
+    start = time.perf_counter()
+    reading = read_texts(model, texts, wm.k, seq_len=seq_len, batch_size=batch_size, separator_id=None)
+    result = open_model_test(wm, reading)
+    _sync(device)
+    return time.perf_counter() - start, reading.forward_s, result.log10_pvalue, result.n_scored
+
+
+def main() -> None:
+    """Time both paths and print tokens/s side by side with the overhead ratio."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="tiny-1m")
+    parser.add_argument("--vocab", type=int, default=32000)
+    parser.add_argument("--tokens", type=int, default=100_000)
+    parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave the default)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(resolve_device(args.device))
+    model = build_model(args.preset, vocab_size=args.vocab, seed=0).to(device).eval()
+    wm = Watermark("kgw", k=args.k, gamma=0.25, key=b"bench-reading", vocab_size=args.vocab)
+    rng = np.random.default_rng(0)
+    texts = [rng.integers(0, args.vocab, 400) for _ in range(max(1, args.tokens // 400))]
+    n_tokens = sum(t.size for t in texts)
+    chunks, _, _ = pack_texts(texts, args.seq_len, None)
+
+    bare_forward(model, chunks[: args.batch_size], args.batch_size, device)  # warm-up (kernels, allocator)
+    reading_test(model, wm, texts[:4], args.seq_len, args.batch_size)
+    bare = min(bare_forward(model, chunks, args.batch_size, device) for _ in range(args.repeats))
+    runs = [reading_test(model, wm, texts, args.seq_len, args.batch_size) for _ in range(args.repeats)]
+    full, forward_in_test, log10_p, n_scored = min(runs)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(
+        f"model {args.preset}, vocab {args.vocab}, {n_tokens:,} tokens, seq_len {args.seq_len}, batch "
+        f"{args.batch_size}, k={args.k}, device {name}"
+    )
+    print(f"{'bare forward':>28}: {n_tokens / bare:>12,.0f} tokens/s  ({bare:.3f} s)")
+    print(
+        f"{'reading test with scoring':>28}: {n_tokens / full:>12,.0f} tokens/s  ({full:.3f} s; forward+argmax "
+        f"{forward_in_test:.3f} s, windows/exclusion/tape/hashing {full - forward_in_test:.3f} s)"
+    )
+    print(f"{'overhead of scoring':>28}: {100 * (full / bare - 1):+.1f}%  (goal <= +10%)")
+    print(f"{'sanity':>28}: {n_scored:,} tokens scored, log10 p = {log10_p:.2f} (random weights: H0 holds)")
+
+
+if __name__ == "__main__":
+    main()
