@@ -125,7 +125,7 @@ class Steps:
         cfg = self.config.finetune_config(
             learning_rate=params["lr"], epochs=params["epochs"], method=params["method"], seed=params["seed"]
         )
-        out_dir = Path(ctx.storage_path) / "checkpoints" / ctx.trial_id
+        out_dir = Path(ctx.storage_path) / "checkpoints" / ctx.trial_id  # the sweep's own folder
         loop_config = {
             "finetune": cfg.to_dict(),
             "base_model_dir": base_b,

@@ -824,7 +824,7 @@ class RunOptions:
     max_concurrent_trials: int = 1
     max_failures: int = 2
     checkpoints_to_keep: int = 2
-    reuse_actors: bool = True  # one trial process serves successive trials (saves a process start each)
+    reuse_actors: bool = False  # True breaks function trainables in Ray 2.60 (no reset_config: the trial hangs)
     verbose: int = 1
     dry_run: bool = False
 
@@ -1233,10 +1233,12 @@ def _fit(
     from ray import tune
 
     global _ACTIVE_DRIVER
+    # Trials keep their Ray Train runs and files under the sweep's own folder: a trial id hashes its params
+    # only, so a folder shared between sweeps would hand one sweep's checkpoints to another's trial.
     train, constants, storage, resources = (
         sweep.train,
         dict(sweep.constants),
-        options.storage_path,
+        str(Path(options.storage_path) / sweep_id),
         sweep.resources,
     )
 
