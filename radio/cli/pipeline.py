@@ -4,7 +4,7 @@ One YAML file serves all three commands (and `radio finetune`, which reads its o
 section is optional and defaults to the embedded tiny setup::
 
     cache_root: /scratch/radio-cache      # default: $RADIO_CACHE or ~/.cache/radio
-    prepare:  {preset: tiny-1m, corpus: {source: stdlib}, pretrain: {steps: 500}}
+    prepare:  {preset: tiny-1m, corpus: {source: stdlib}, pretrain: {steps: 400}}
     generate: {n_watermarked: 2000, n_plain: 1200, max_new_tokens: 64,
                watermark: {scheme: kgw, k: 2, gamma: 0.25, delta: 3.0}}
     mix:      {d: 1.0, train_size: 1000, known_size: 200, heldout_size: 400}

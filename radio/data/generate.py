@@ -29,11 +29,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import datasets
 import torch
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from radio.cache import StageOutput, run_stage
 from radio.config import require, to_dict
@@ -41,6 +42,7 @@ from radio.data.dedup import dedup_answers
 from radio.data.inputs import input_digest
 from radio.data.prompts import Prompt, instruction_prompts, opening_prompts, prompt_pool, read_prompt_texts
 from radio.models.loading import check_tokenizer_fits, load_model, load_tokenizer, model_vocab_size
+from radio.watermark import Watermark, plain_generation_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ class GenerateConfig:
         )
 
 
-def build_prompts(cfg: GenerateConfig, tokenizer, prompts_path: Path) -> list[Prompt]:
+def build_prompts(cfg: GenerateConfig, tokenizer: PreTrainedTokenizerBase, prompts_path: Path) -> list[Prompt]:
     """The shuffled, deduplicated prompt pool of `prompts_path` in the configured (or detected) style."""
     texts = read_prompt_texts(prompts_path, cfg.prompt_field)
     style = cfg.prompt_style
@@ -119,7 +121,7 @@ def build_prompts(cfg: GenerateConfig, tokenizer, prompts_path: Path) -> list[Pr
     return prompt_pool(prompts, cfg.seed)
 
 
-def _eos_ids(model, tokenizer) -> set[int]:
+def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
     eos = model.generation_config.eos_token_id
     ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
     if tokenizer.eos_token_id is not None:
@@ -128,10 +130,10 @@ def _eos_ids(model, tokenizer) -> set[int]:
 
 
 def sample_answers(
-    model,
-    tokenizer,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     prompts: list[Prompt],
-    generation_kwargs: dict,
+    generation_kwargs: dict[str, Any],
     cfg: GenerateConfig,
     desc: str = "generate",
 ) -> tuple[list[list[int]], list[str], dict[str, float]]:
@@ -184,9 +186,9 @@ def sample_answers(
     )
 
 
-def _sampling_kwargs(cfg: GenerateConfig, key: int | bytes | None, vocab_size: int):
-    from radio.watermark import Watermark, plain_generation_kwargs
-
+def _sampling_kwargs(
+    cfg: GenerateConfig, key: int | bytes | None, vocab_size: int
+) -> tuple[Watermark | None, dict[str, Any]]:
     if key is None:
         return None, plain_generation_kwargs(temperature=cfg.temperature, top_p=cfg.top_p)
     wm = Watermark(
@@ -203,7 +205,7 @@ def _sampling_kwargs(cfg: GenerateConfig, key: int | bytes | None, vocab_size: i
     return wm, wm.generation_kwargs()
 
 
-def stage_config(cfg: GenerateConfig, watermarked: bool) -> dict:
+def stage_config(cfg: GenerateConfig, watermarked: bool) -> dict[str, Any]:
     """The part of `cfg` that determines one set (plain sets ignore the watermark parameters)."""
     config = to_dict(cfg)
     config.pop("device")  # where it ran does not change what it means
@@ -240,7 +242,7 @@ def generate(
         fingerprint = key_fingerprint(key)  # type: ignore[arg-type]
         inputs["key"] = fingerprint  # a new key is a new dataset; the fingerprint, never the key, is hashed
 
-    def build(out: Path) -> dict:
+    def build(out: Path) -> dict[str, Any]:
         tokenizer = load_tokenizer(model_dir)
         model = load_model(model_dir, device=cfg.device)
         vocab_size = model_vocab_size(model)

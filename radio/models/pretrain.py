@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 class PretrainConfig:
     """Optimisation settings of base-model pre-training (steps x batch_size x block_size tokens in all)."""
 
-    steps: int = 500
+    # 400 steps x 16 x 128 tokens: both tiny-1m bases in about 4 minutes on 2 cores (train loss ~4.0).
+    steps: int = 400
     batch_size: int = 16
     block_size: int = 128
     lr: float = 3e-3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import datasets
@@ -12,6 +13,7 @@ from conftest import KEY, Generated, tiny_generate_config
 
 from radio.data import EmptyDatasetError, generate
 from radio.data.dedup import dedup_answers
+from radio.data.prompts import instruction_prompts
 from radio.keys import key_fingerprint
 from radio.models import load_tokenizer
 from radio.watermark import Watermark
@@ -113,3 +115,26 @@ def test_dedup_drops_short_exact_and_near_duplicates() -> None:
     keep, dropped = dedup_answers(answers, texts, n=4, threshold=0.7, min_tokens=3)
     assert keep == [0, 4]
     assert dropped == {"dropped_short": 2, "dropped_duplicate": 1, "dropped_near_duplicate": 1}
+
+
+def test_instruction_file_with_chat_template(generated: Generated, tmp_path: Path) -> None:
+    # A "real model" stand-in: base A with a chat template, answering instructions from a JSONL file.
+    model_dir = tmp_path / "chat-model"
+    shutil.copytree(generated.prepared.base_a_dir, model_dir)
+    (model_dir / "manifest.json").unlink()  # a plain local checkpoint, not a stage folder
+    tokenizer = load_tokenizer(model_dir)
+    tokenizer.chat_template = (
+        "{% for m in messages %}<s>Q: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
+    )
+    tokenizer.save_pretrained(str(model_dir))
+    instructions = tmp_path / "instructions.jsonl"
+    lines = [json.dumps({"instruction": f"Explain what function number {i} returns."}) for i in range(8)]
+    instructions.write_text("\n".join(lines) + "\n")
+    cfg = tiny_generate_config(n_watermarked=5, n_plain=3, prompt_field="instruction", prompts=instructions)
+    out = generate(cfg, model_dir, KEY, tmp_path / "cache")
+    data = load(out.path)
+    assert data[0]["prompt"].startswith("Explain what function number")
+    decoded = tokenizer.decode(data[0]["prompt_ids"])
+    assert decoded.startswith("<s>Q: Explain") and decoded.endswith("A:")
+    plain = instruction_prompts(["Say hi."], tokenizer, "instruction")[0]
+    assert tokenizer.decode(plain.ids).endswith("### Response:\n")
