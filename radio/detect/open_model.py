@@ -188,7 +188,7 @@ def read_texts(
     fresh = complete & ~pd.Series(seen_key).duplicated(keep="first").to_numpy()
     return ReadingPass(
         k=k,
-        windows=torch.from_numpy(np.ascontiguousarray(windows)),
+        windows=torch.from_numpy(np.array(windows, dtype=np.int64)),
         predictions=predictions,
         has_window=torch.from_numpy(has_window),
         fresh_in_sequence=torch.from_numpy(fresh),
