@@ -31,12 +31,12 @@ def _phi_arg(value: str) -> int | str:
 
 def _data_watermark(data: Path, split: str) -> tuple[set[str], set[int]]:
     """Schemes and window sizes recorded in one split of the data (empty sets when the columns are absent)."""
-    import datasets
+    from radio.detect.actor import load_dataset_folder
 
     folder = data / split
     if not folder.is_dir():
         raise CliError(f"--data {data}: no {split!r} split (expected a mix folder with known/ and heldout/)")
-    dataset = datasets.load_from_disk(str(folder))
+    dataset = load_dataset_folder(folder)
     schemes = set(dataset["scheme"]) - {"none"} if "scheme" in dataset.column_names else set()
     ks = set(dataset["k"]) if "k" in dataset.column_names and schemes else set()
     return schemes, ks

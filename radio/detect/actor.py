@@ -116,6 +116,16 @@ class TextRecords:
     key_fingerprints: set[str]
 
 
+def load_dataset_folder(folder: Path):
+    """`datasets.load_from_disk(folder)`, with an error naming the folder when it cannot be read."""
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(folder))
+    except Exception as err:  # datasets raises several types for unreadable or odd folders
+        raise ValueError(f"{folder}: not a readable datasets folder ({type(err).__name__}: {err})") from err
+
+
 def load_records(folder: str | Path, max_texts: int | None = None) -> TextRecords:
     """Read a `datasets.save_to_disk` split (columns `prompt_ids`, `answer_ids`; `answer`, `member` if present)."""
     import datasets
@@ -123,7 +133,7 @@ def load_records(folder: str | Path, max_texts: int | None = None) -> TextRecord
     folder = Path(folder).expanduser()
     if not (folder / "dataset_info.json").is_file() and not (folder / "state.json").is_file():
         raise FileNotFoundError(f"{folder}: not found, or not a datasets.save_to_disk folder")
-    data = datasets.load_from_disk(str(folder))
+    data = load_dataset_folder(folder)
     if isinstance(data, datasets.DatasetDict):
         raise ValueError(f"{folder}: a DatasetDict; point to one split (e.g. <mix>/heldout)")
     missing = [c for c in ("prompt_ids", "answer_ids") if c not in data.column_names]
