@@ -922,7 +922,7 @@ def _train(
         ray.train.report(
             {
                 "step": result.steps,
-                "done": int(completed),
+                "completed": int(completed),  # not "done": Tune reads that key as "stop this trial"
                 "final_loss": result.final_loss if result.final_loss is not None else float("nan"),
                 "tokens_per_s": result.tokens_per_s,
                 "train_tokens": result.train_tokens,
