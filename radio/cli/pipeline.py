@@ -7,7 +7,7 @@ section is optional and defaults to the embedded tiny setup::
     prepare:  {preset: tiny-1m, corpus: {source: stdlib}, pretrain: {steps: 400}}
     generate: {n_watermarked: 2000, n_plain: 1200, max_new_tokens: 64,
                watermark: {scheme: kgw, k: 2, gamma: 0.25, delta: 3.0}}
-    mix:      {d: 1.0, train_size: 1000, known_size: 200, heldout_size: 400}
+    mix:      {d: 1.0, train_size: 1000, known_size: 50, heldout_size: 400}
     rhos:     [0.0, 0.05, 1.0]            # `radio mix` builds one mix per rho (mix.rho when empty)
     model: /models/llama-7b               # optional: generate with this local model instead of base A
     watermarked_set: ...                  # optional: `radio mix` from these generated sets (no key needed)

@@ -24,9 +24,11 @@ generated, dropped as short / duplicate / near-duplicate, kept, tokens, tokens/s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -88,8 +90,13 @@ class GenerateConfig:
     dedup_threshold: float = 0.7
     min_answer_tokens: int = 4
     device: str = "cpu"
+    # torch threads while generating on CPU; 0 = auto: 1 for models under 20M parameters (their matrices are too
+    # small to gain from intra-op threads, and a 2-thread process stalls whenever another job holds a core),
+    # torch's default otherwise.
+    num_threads: int = 0
 
     def __post_init__(self) -> None:
+        require(self.num_threads >= 0, "generate.num_threads", f"must be >= 0, got {self.num_threads}")
         require(self.n_watermarked >= 1, "generate.n_watermarked", f"must be >= 1, got {self.n_watermarked}")
         require(self.n_plain >= 0, "generate.n_plain", f"must be >= 0, got {self.n_plain}")
         require(self.prompt_tokens >= 1, "generate.prompt_tokens", f"must be >= 1, got {self.prompt_tokens}")
@@ -208,12 +215,29 @@ def _sampling_kwargs(
 def stage_config(cfg: GenerateConfig, watermarked: bool) -> dict[str, Any]:
     """The part of `cfg` that determines one set (plain sets ignore the watermark parameters)."""
     config = to_dict(cfg)
-    config.pop("device")  # where it ran does not change what it means
+    config.pop("device")  # where and how fast it ran does not change what it means
+    config.pop("num_threads")
     config.pop("prompts")  # identified by its content hash among the inputs instead
     config["role"] = "watermarked" if watermarked else "plain"
     if not watermarked:
         config.pop("watermark")
     return config
+
+
+@contextlib.contextmanager
+def cpu_threads(cfg: GenerateConfig, model: PreTrainedModel) -> Iterator[None]:
+    """Set torch's intra-op threads for CPU generation (see `GenerateConfig.num_threads`), then restore them."""
+    threads = cfg.num_threads
+    if not threads and cfg.device == "cpu" and sum(p.numel() for p in model.parameters()) < 20_000_000:
+        threads = 1
+    before = torch.get_num_threads()
+    if threads and threads != before:
+        log.info("generating with %d torch thread(s)", threads)
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def generate(
@@ -259,7 +283,8 @@ def generate(
             raise EmptyDatasetError(f"{field_name}: is 0, so this set would be empty")
         wm, kwargs = _sampling_kwargs(cfg, key, vocab_size)
         desc = "generate (watermarked)" if watermarked else "generate (plain)"
-        answers, reasons, speed = sample_answers(model, tokenizer, chosen, kwargs, cfg, desc)
+        with cpu_threads(cfg, model):
+            answers, reasons, speed = sample_answers(model, tokenizer, chosen, kwargs, cfg, desc)
         texts = [tokenizer.decode(a, skip_special_tokens=True) for a in answers]
         keep, dropped = dedup_answers(answers, texts, cfg.dedup_ngram, cfg.dedup_threshold, cfg.min_answer_tokens)
         if not keep:

@@ -49,7 +49,7 @@ class MixConfig:
     rho: float = 1.0
     d: float = 1.0
     train_size: int = 1000
-    known_size: int = 200
+    known_size: int = 50  # at train_size 1000, d = 1 holds down to rho = 5%
     heldout_size: int = 400
     seed: int = 0
 
