@@ -34,7 +34,7 @@ class PretrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     eval_batches: int = 16
-    num_threads: int = 0  # 0 leaves torch's default
+    num_threads: int = 0  # torch threads during training (restored after); 0 leaves torch's setting
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "pretrain.steps", f"must be >= 1, got {self.steps}")
@@ -90,8 +90,18 @@ def pretrain(
     """Train `model` in place on the token stream `train`; return losses, tokens seen and throughput."""
     if len(train) <= cfg.block_size:
         raise ValueError(f"pretrain: {len(train)} training tokens, need more than block_size={cfg.block_size}")
+    threads_before = torch.get_num_threads()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
+    try:
+        return _train(model, train, cfg, seed, heldout, desc)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(
+    model: PreTrainedModel, train: torch.Tensor, cfg: PretrainConfig, seed: int, heldout: torch.Tensor | None, desc: str
+) -> dict[str, float]:
     generator = torch.Generator().manual_seed(seed)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]  # norms: weight decay would shrink them to zero

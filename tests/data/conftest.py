@@ -30,7 +30,7 @@ def tiny_prepare_config() -> PrepareConfig:
         corpus=CorpusConfig(max_docs=150),
         tokenizer=TokenizerConfig(vocab_size=512),
         preset="tiny-0.5m",
-        pretrain=PretrainConfig(steps=6, batch_size=4, block_size=32, warmup_steps=2, eval_batches=1),
+        pretrain=PretrainConfig(steps=6, batch_size=4, block_size=32, warmup_steps=2, eval_batches=1, num_threads=1),
         workers=1,  # in-process: no spawn start-up; the two-process path has its own test
     )
 
