@@ -6,6 +6,7 @@ Unknown keys and impossible values are rejected (naming the field) before anythi
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,12 @@ class DetectConfig:
         require(bool(self.tests), "detect.tests", "needs at least one test")
         names = [t.get("name") for t in self.tests]
         require(all(names) and len(set(names)) == len(names), "detect.tests", "every test needs a unique name")
+        for name in names:  # they become MLflow metric names
+            require(
+                re.fullmatch(r"[A-Za-z0-9_.\-]+", str(name)) is not None,
+                "detect.tests.name",
+                f"{name!r}: use A-Z a-z 0-9 _ . -",
+            )
         for test in self.tests:
             require("data" not in test, f"detect.tests.{test['name']}.data", "is set by the sweep (the trial's mix)")
             try:

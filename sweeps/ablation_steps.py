@@ -196,11 +196,14 @@ class Steps:
         """One test (or the perplexity check) on the loaded checkpoint, as a flat row of scalars."""
         if task["name"] == "utility":
             perplexity = self._perplexity(actor, Path(task["corpus"]))
-            return {"test": "utility", "control": "none", "heldout_perplexity": perplexity}
+            return {"task": "utility", "test": "utility", "control": "none", "heldout_perplexity": perplexity}
         row = actor.run(dict(task))
         control = row.get("control", "none")
+        # The base model is a row of its own in the tables; a wrong key is a column beside the test it controls.
+        label = task["name"] if control in ("none", "base-model") else f"{task['name']}/{control}"
         flat = {
-            "test": task["name"] if control == "none" else f"{task['name']} [{control}]",
+            "task": label,  # the engine names this row's MLflow metrics `<task>.<metric>`
+            "test": label,
             "control": control,
             "setting": row.get("setting"),
             "supervised": row.get("supervised"),

@@ -9,6 +9,10 @@ not depend on the key, so one `ReadingPass` serves the correct key, any number o
 - the window lies inside one text and every id in it is inside the watermark domain;
 - the window was not seen earlier in the same chunk (B could copy the token that followed it in its context: the
   in-sequence exclusion; without it a model that merely copies in context looks radioactive);
+- the pair (window, prediction) does not occur as (window, next token) anywhere in the text being read (the text
+  exclusion): those pairs were chosen by A's watermark, so a B that merely learned A's language (rho = 0, or the
+  base model) predicts them more often than chance and would look radioactive; the pairs left are independent of
+  the key under H0 with per-pair hashing;
 - optionally, the window is in phi;
 and hands them to `score_with_tape`, the shared scoring loop with the global tape (dedup across the whole test).
 Predictions outside the watermark domain are never scored (the tape drops them).
@@ -50,6 +54,7 @@ class ReadingPass:
     predictions: torch.Tensor
     has_window: torch.Tensor
     fresh_in_sequence: torch.Tensor
+    next_tokens: torch.Tensor  # x_{t+1}, the text's own continuation (-1 at the end of a text)
     n_texts: int
     n_chunks: int
     seq_len: int
@@ -186,12 +191,17 @@ def read_texts(
     chunk_id = np.arange(n_real) // seq_len
     seen_key = chunk_id * (int(codes.max()) + 2) + codes + 1
     fresh = complete & ~pd.Series(seen_key).duplicated(keep="first").to_numpy()
+    next_tokens = np.full(n_real, -1, dtype=np.int64)
+    if n_real > 1:
+        same_text = (doc[1:n_real] == doc[: n_real - 1]) & (doc[: n_real - 1] >= 0)
+        next_tokens[:-1] = np.where(same_text, flat[1:n_real], -1)
     return ReadingPass(
         k=k,
         windows=torch.from_numpy(np.array(windows, dtype=np.int64)),
         predictions=predictions,
         has_window=torch.from_numpy(has_window),
         fresh_in_sequence=torch.from_numpy(fresh),
+        next_tokens=torch.from_numpy(next_tokens),
         n_texts=len(texts),
         n_chunks=int(chunks.shape[0]),
         seq_len=seq_len,
@@ -201,6 +211,14 @@ def read_texts(
     )
 
 
+def _pairs_in_text(reading: ReadingPass) -> torch.Tensor:
+    """Whether each (window, prediction) occurs as a (window, next token) pair of the text read (key-dependent)."""
+    real = (reading.has_window & (reading.next_tokens >= 0)).numpy()
+    text_pairs = torch.cat([reading.windows, reading.next_tokens[:, None]], dim=1)[torch.from_numpy(real)]
+    predicted = torch.cat([reading.windows, reading.predictions[:, None]], dim=1)
+    return rows_in(predicted, text_pairs)
+
+
 def open_model_test(
     wm: Watermark,
     reading: ReadingPass,
@@ -208,6 +226,7 @@ def open_model_test(
     phi: Phi | None = None,
     dedup: str = "window+token",
     in_sequence_exclusion: bool = True,
+    text_exclusion: bool = True,
     supervised: bool = False,
     control: str = "none",
     mid_p: bool = False,
@@ -223,6 +242,8 @@ def open_model_test(
         eligible &= (reading.windows < wm.vocab_size).all(dim=1)
     if in_sequence_exclusion:
         eligible &= reading.fresh_in_sequence
+    if text_exclusion:
+        eligible &= ~_pairs_in_text(reading)
     if phi is not None:
         if phi.k != wm.k:
             raise ValueError(f"phi holds {phi.k}-grams but the watermark has k={wm.k}")
@@ -248,5 +269,5 @@ def open_model_test(
         tokens_per_s=reading.n_tokens / wall if wall > 0 else float("nan"),
         wall_s=wall,
         curve=pvalue_curve(wm, scored.scores, curve_points),
-        info={**reading.describe(), **(info or {})},
+        info={**reading.describe(), "text_exclusion": text_exclusion, **(info or {})},
     )
