@@ -59,7 +59,6 @@ class DetectionSpec:
     key: str = "correct"
     wrong_key_index: int = 0
     in_sequence_exclusion: bool = True
-    text_exclusion: bool = True
     prompt_exclusion: str = "own"
     max_texts: int | None = None
     answers: str | None = None
@@ -359,7 +358,6 @@ class DetectionActor:
                     phi=phi,
                     dedup=spec.dedup,
                     in_sequence_exclusion=spec.in_sequence_exclusion,
-                    text_exclusion=spec.text_exclusion,
                     supervised=spec.supervised,
                     control=self._control(spec),
                     mid_p=spec.mid_p,

@@ -9,10 +9,6 @@ not depend on the key, so one `ReadingPass` serves the correct key, any number o
 - the window lies inside one text and every id in it is inside the watermark domain;
 - the window was not seen earlier in the same chunk (B could copy the token that followed it in its context: the
   in-sequence exclusion; without it a model that merely copies in context looks radioactive);
-- the pair (window, prediction) does not occur as (window, next token) anywhere in the text being read (the text
-  exclusion): those pairs were chosen by A's watermark, so a B that merely learned A's language (rho = 0, or the
-  base model) predicts them more often than chance and would look radioactive; the pairs left are independent of
-  the key under H0 with per-pair hashing;
 - optionally, the window is in phi;
 and hands them to `score_with_tape`, the shared scoring loop with the global tape (dedup across the whole test).
 Predictions outside the watermark domain are never scored (the tape drops them).
@@ -21,6 +17,7 @@ Predictions outside the watermark domain are never scored (the tape drops them).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -35,6 +32,8 @@ from radio.detect.result import RadioactivityResult
 from radio.detect.tape import row_ids, rows_in
 from radio.detect.text import pvalue_curve, result_from_scores, score_with_tape
 from radio.watermark import Watermark
+
+log = logging.getLogger(__name__)
 
 _DOC_SEPARATOR = -1
 _DOC_PAD = -2
@@ -54,7 +53,6 @@ class ReadingPass:
     predictions: torch.Tensor
     has_window: torch.Tensor
     fresh_in_sequence: torch.Tensor
-    next_tokens: torch.Tensor  # x_{t+1}, the text's own continuation (-1 at the end of a text)
     n_texts: int
     n_chunks: int
     seq_len: int
@@ -128,23 +126,69 @@ def model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """The transformer body (hidden states) and the LM head of a Hugging Face causal LM, or None."""
+    get_decoder = getattr(model, "get_decoder", None)
+    get_head = getattr(model, "get_output_embeddings", None)
+    if not callable(get_decoder) or not callable(get_head):
+        return None
+    try:
+        body, head = get_decoder(), get_head()
+    except (AttributeError, NotImplementedError, TypeError):
+        return None
+    if not isinstance(body, torch.nn.Module) or not isinstance(head, torch.nn.Module) or body is model:
+        return None
+    return body, head
+
+
+def _fused_top1(body: torch.nn.Module, head: torch.nn.Module, batch: torch.Tensor, chunk: int) -> torch.Tensor:
+    """argmax of head(body(batch)) computed `chunk` positions at a time: the (batch, seq, vocab) logits never exist."""
+    hidden = body(input_ids=batch, use_cache=False).last_hidden_state
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    top1 = torch.cat([head(flat[i : i + chunk]).argmax(dim=-1) for i in range(0, flat.shape[0], chunk)])
+    return top1.reshape(batch.shape)
+
+
 def top1_predictions(
-    model: torch.nn.Module, chunks: torch.Tensor, batch_size: int = 32, amp: str | None = None
+    model: torch.nn.Module,
+    chunks: torch.Tensor,
+    batch_size: int = 32,
+    amp: str | None = None,
+    fused_head: bool | None = None,
 ) -> tuple[torch.Tensor, float]:
     """argmax of B's logits at every position of every chunk: ((n_chunks, seq_len) int64 on CPU, forward seconds).
 
     Batched forward passes under `inference_mode`; predictions stay on the device until the end (no sync per batch).
+    `fused_head` (default: when the model exposes `get_decoder` / `get_output_embeddings`, as Hugging Face causal
+    LMs do) runs the body once and the LM head with its argmax on slices of positions, so the (batch, seq, vocab)
+    logits are never written (they take gigabytes at 128k vocabularies). Two rows of the first batch are checked
+    against the plain forward pass (argmax is invariant under the final logit scaling or soft-capping some models
+    apply); a disagreement falls back to the plain path.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     device = model_device(model)
+    parts = _body_and_head(model) if fused_head is not False else None
+    if fused_head and parts is None:
+        raise ValueError("fused_head: the model exposes no get_decoder() / get_output_embeddings()")
+    vocab = getattr(parts[1], "out_features", None) if parts else None
+    chunk = max(1, (1 << 22) // vocab) if isinstance(vocab, int) and vocab > 0 else 1024
     outputs = []
     start = time.perf_counter()
     with torch.inference_mode(), _autocast(device, amp):
         for first in range(0, chunks.shape[0], batch_size):
             batch = chunks[first : first + batch_size].to(device, non_blocking=True)
-            logits = model(input_ids=batch, use_cache=False).logits
-            outputs.append(logits.argmax(dim=-1).to(torch.int32))
+            if parts is not None:
+                top1 = _fused_top1(*parts, batch, chunk)
+                if first == 0:  # check two rows against the plain forward pass
+                    plain = model(input_ids=batch[:2], use_cache=False).logits.argmax(dim=-1)
+                    if (plain != top1[:2]).float().mean().item() > 1e-3:
+                        log.warning("fused LM head disagrees with the model's forward pass; using the plain path")
+                        parts = None
+                        top1 = model(input_ids=batch, use_cache=False).logits.argmax(dim=-1)
+            else:
+                top1 = model(input_ids=batch, use_cache=False).logits.argmax(dim=-1)
+            outputs.append(top1.to(torch.int32))
         predictions = torch.cat(outputs).cpu().to(torch.int64)
     return predictions, time.perf_counter() - start
 
@@ -159,18 +203,20 @@ def read_texts(
     separator_id: int | None = None,
     pad_id: int = 0,
     amp: str | None = None,
+    fused_head: bool | None = None,
 ) -> ReadingPass:
     """Run B over `texts` (token id lists) in reading mode; see the module docstring.
 
     `seq_len` is capped by the model's `max_position_embeddings` when it has one. `separator_id` (e.g. eos) is
-    put after each text; windows that touch it or span two texts are not eligible.
+    put after each text; windows that touch it or span two texts are not eligible. `fused_head`: see
+    `top1_predictions`.
     """
     start = time.perf_counter()
     max_positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if isinstance(max_positions, int) and max_positions > 0:
         seq_len = min(seq_len, max_positions)
     chunks, doc, n_real = pack_texts(texts, seq_len, separator_id, pad_id)
-    predictions, forward_s = top1_predictions(model, chunks, batch_size, amp)
+    predictions, forward_s = top1_predictions(model, chunks, batch_size, amp, fused_head)
     predictions = predictions.reshape(-1)[:n_real]
 
     flat = chunks.reshape(-1).numpy()
@@ -191,17 +237,12 @@ def read_texts(
     chunk_id = np.arange(n_real) // seq_len
     seen_key = chunk_id * (int(codes.max()) + 2) + codes + 1
     fresh = complete & ~pd.Series(seen_key).duplicated(keep="first").to_numpy()
-    next_tokens = np.full(n_real, -1, dtype=np.int64)
-    if n_real > 1:
-        same_text = (doc[1:n_real] == doc[: n_real - 1]) & (doc[: n_real - 1] >= 0)
-        next_tokens[:-1] = np.where(same_text, flat[1:n_real], -1)
     return ReadingPass(
         k=k,
         windows=torch.from_numpy(np.array(windows, dtype=np.int64)),
         predictions=predictions,
         has_window=torch.from_numpy(has_window),
         fresh_in_sequence=torch.from_numpy(fresh),
-        next_tokens=torch.from_numpy(next_tokens),
         n_texts=len(texts),
         n_chunks=int(chunks.shape[0]),
         seq_len=seq_len,
@@ -211,14 +252,6 @@ def read_texts(
     )
 
 
-def _pairs_in_text(reading: ReadingPass) -> torch.Tensor:
-    """Whether each (window, prediction) occurs as a (window, next token) pair of the text read (key-dependent)."""
-    real = (reading.has_window & (reading.next_tokens >= 0)).numpy()
-    text_pairs = torch.cat([reading.windows, reading.next_tokens[:, None]], dim=1)[torch.from_numpy(real)]
-    predicted = torch.cat([reading.windows, reading.predictions[:, None]], dim=1)
-    return rows_in(predicted, text_pairs)
-
-
 def open_model_test(
     wm: Watermark,
     reading: ReadingPass,
@@ -226,7 +259,6 @@ def open_model_test(
     phi: Phi | None = None,
     dedup: str = "window+token",
     in_sequence_exclusion: bool = True,
-    text_exclusion: bool = True,
     supervised: bool = False,
     control: str = "none",
     mid_p: bool = False,
@@ -242,8 +274,6 @@ def open_model_test(
         eligible &= (reading.windows < wm.vocab_size).all(dim=1)
     if in_sequence_exclusion:
         eligible &= reading.fresh_in_sequence
-    if text_exclusion:
-        eligible &= ~_pairs_in_text(reading)
     if phi is not None:
         if phi.k != wm.k:
             raise ValueError(f"phi holds {phi.k}-grams but the watermark has k={wm.k}")
@@ -269,5 +299,5 @@ def open_model_test(
         tokens_per_s=reading.n_tokens / wall if wall > 0 else float("nan"),
         wall_s=wall,
         curve=pvalue_curve(wm, scored.scores, curve_points),
-        info={**reading.describe(), "text_exclusion": text_exclusion, **(info or {})},
+        info={**reading.describe(), **(info or {})},
     )

@@ -41,11 +41,11 @@ def test_windows_come_from_the_input_and_repeats_in_a_chunk_are_excluded() -> No
     assert reading.has_window.tolist() == [False, True, True, True, True, True, False, False, False, True, True, False]
     # (1,2) and (2,3) were already seen in the first chunk (B's context): excluded
     assert reading.fresh_in_sequence.tolist()[:6] == [False, True, True, True, False, False]
-    result = open_model_test(wm, reading, text_exclusion=False)
+    result = open_model_test(wm, reading)
     d = result.detection
     assert (d.n_seen, d.n_eligible) == (12, 5)
     assert d.test == "open" and d.prompt_exclusion == "in-sequence"
-    off = open_model_test(wm, reading, in_sequence_exclusion=False, text_exclusion=False)
+    off = open_model_test(wm, reading, in_sequence_exclusion=False)
     assert off.detection.n_eligible == 7 and off.in_sequence_exclusion is False
     with pytest.raises(ValueError, match="k=2"):
         open_model_test(_wm(k=1, vocab=50), reading)
@@ -58,7 +58,7 @@ def test_reading_scores_equal_text_detection_for_a_model_that_predicts_the_text(
     texts = [rng.integers(0, 100, size=n).tolist() for n in (30, 45, 12)]
     # one chunk; the separator (100) is outside the watermark domain, so predicting it is never scored
     reading = read_texts(PeekingModel(101), texts, k=2, seq_len=512, separator_id=100)
-    result = open_model_test(wm, reading, in_sequence_exclusion=False, text_exclusion=False)
+    result = open_model_test(wm, reading, in_sequence_exclusion=False)
     reference = detect_tokens(wm, texts)
     assert result.detection.n_scored == reference.n_scored
     assert result.detection.statistic == reference.statistic
@@ -69,7 +69,7 @@ def test_out_of_domain_windows_and_predictions_are_not_scored() -> None:
     wm = _wm(k=1, vocab=40)
     texts = [[1, 2, 45, 3, 4, 5, 6]]  # 45 is outside the domain
     reading = read_texts(PeekingModel(60), texts, k=1, seq_len=64)
-    result = open_model_test(wm, reading, in_sequence_exclusion=False, dedup="none", text_exclusion=False)
+    result = open_model_test(wm, reading, in_sequence_exclusion=False, dedup="none")
     # windows 1..6 (7 tokens); the window 45 is dropped, and the prediction 45 (after window 2) too
     assert result.detection.n_eligible == 5
     assert result.detection.n_scored == 5
@@ -80,7 +80,7 @@ def test_phi_restricts_the_scored_windows() -> None:
     texts = watermarked_markov(wm, n_texts=4, length=40, seed=0)
     phi = build_phi(texts, k=1, top_n=5)
     reading = read_texts(GreenOracle(wm), texts, k=1, seq_len=64)
-    result = open_model_test(wm, reading, phi=phi, text_exclusion=False)
+    result = open_model_test(wm, reading, phi=phi)
     allowed = {g[0] for g in phi.grams.tolist()}
     assert result.phi["size"] == 5 and result.detection.phi_size == 5
     assert 0 < result.detection.n_scored <= 5
@@ -138,10 +138,8 @@ def test_in_context_copying_is_not_radioactivity() -> None:
     for i, key in enumerate(keys):
         wm = _wm(key=key, k=1, vocab=128)
         reading = read_texts(CopyingModel(128), watermarked_markov(wm, n_texts=8, length=96, seed=i), k=1, seq_len=96)
-        with_exclusion.append(open_model_test(wm, reading, mid_p=True, text_exclusion=False).pvalue)
-        without.append(
-            open_model_test(wm, reading, in_sequence_exclusion=False, mid_p=True, text_exclusion=False).pvalue
-        )
+        with_exclusion.append(open_model_test(wm, reading, mid_p=True).pvalue)
+        without.append(open_model_test(wm, reading, in_sequence_exclusion=False, mid_p=True).pvalue)
     assert looks_uniform(with_exclusion), uniformity(with_exclusion)
     assert np.median(without) < 1e-3  # copying the watermarked context is scored as if B were radioactive
 
@@ -155,23 +153,36 @@ def test_read_texts_is_batched_and_deterministic() -> None:
     assert a.n_chunks == b.n_chunks == -(-(10 * 50) // 32)
 
 
-def test_a_model_of_a_language_is_not_radioactive_with_the_text_exclusion() -> None:
-    """A B that predicts A's continuation (it learned A's language, not the watermark) on watermarked text.
+class _WrongHead(torch.nn.Module):
+    """A model whose advertised LM head is not the one its forward pass uses."""
 
-    Its predictions coincide with the text's own (window, next token) pairs, which A's watermark chose: scored as
-    they are they look radioactive under the true key; the text exclusion removes exactly those pairs, and what
-    is left is uniform over keys. A truly radioactive model (GreenOracle) stays detected.
-    """
-    vocab = 64
-    pvalues, without = [], []
-    for key in range(40):
-        wm = _wm(key=key, k=1, vocab=vocab)
-        texts = watermarked_markov(wm, n_texts=8, length=120, seed=key)
-        reading = read_texts(PeekingModel(vocab), texts, k=1, seq_len=128)
-        without.append(open_model_test(wm, reading, text_exclusion=False, dedup="none").pvalue)
-        pvalues.append(open_model_test(wm, reading, mid_p=True).pvalue)
-    assert np.median(without) < 1e-3
-    assert min(pvalues) > 1e-3 and np.mean(pvalues) > 0.3
-    wm = _wm(key=3, k=1, vocab=vocab)
-    texts = watermarked_markov(wm, n_texts=8, length=120, seed=3)
-    assert open_model_test(wm, read_texts(GreenOracle(wm), texts, k=1, seq_len=128)).log10_pvalue < -10
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+        self.fake_head = torch.nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=False)
+
+    def forward(self, **kwargs: object) -> object:
+        return self.inner(**kwargs)
+
+    def get_decoder(self) -> torch.nn.Module:
+        return self.inner.get_decoder()
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.fake_head
+
+
+def test_fused_head_predictions_equal_the_forward_pass(caplog: pytest.LogCaptureFixture) -> None:
+    from radio.detect.open_model import top1_predictions
+    from radio.models import build_model
+
+    model = build_model("tiny-0.5m", vocab_size=300, seed=0).eval()
+    chunks = torch.randint(0, 300, (5, 40), generator=torch.Generator().manual_seed(0))
+    plain, _ = top1_predictions(model, chunks, batch_size=2, fused_head=False)
+    fused, _ = top1_predictions(model, chunks, batch_size=2, fused_head=True)
+    assert torch.equal(plain, fused)
+    with torch.inference_mode():
+        assert torch.equal(plain, model(input_ids=chunks).logits.argmax(-1))
+    wrong, _ = top1_predictions(_WrongHead(model), chunks, batch_size=2)  # detected on the first batch
+    assert torch.equal(wrong, plain) and "disagrees" in caplog.text
+    with pytest.raises(ValueError, match="fused_head"):
+        top1_predictions(CopyingModel(300), chunks, fused_head=True)

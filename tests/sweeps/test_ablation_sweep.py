@@ -100,3 +100,42 @@ def test_unknown_preset_key_is_rejected(tmp_path: Path) -> None:
         timeout=120,
     )
     assert out.returncode != 0 and "learning_rate" in out.stderr
+
+
+def _kill_first_train_worker(workdir: Path, deadline: float) -> int | None:
+    """Wait for a mid-run Trainer checkpoint of the first fine-tune, then SIGKILL its Ray Train worker process."""
+    import psutil
+
+    while time.perf_counter() < deadline:
+        if any((workdir / "storage").glob("*/checkpoints/*/checkpoints/checkpoint-*")):
+            for proc in psutil.process_iter(["pid", "cmdline"]):
+                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
+                    proc.kill()
+                    return proc.info["pid"]
+        time.sleep(0.2)
+    return None
+
+
+@pytest.mark.slow
+def test_a_killed_fine_tune_worker_is_retried_and_every_trial_recorded_once(tmp_path: Path) -> None:
+    env = {**os.environ, "RADIO_WATERMARK_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        str(REPO / "sweeps" / "ablation.py"),
+        "--preset",
+        "smoke",
+        "--cache-root",
+        str(tmp_path / "cache"),
+        "--storage-path",
+        str(tmp_path / "storage"),
+    ]
+    with (tmp_path / "log.txt").open("w") as log:
+        sweep = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        killed = _kill_first_train_worker(tmp_path, time.perf_counter() + 600)
+        code = sweep.wait(timeout=900)
+    output = (tmp_path / "log.txt").read_text()
+    assert killed is not None, output[-3000:]
+    assert code == 0, output[-5000:]
+    children = [r for r in _runs(tmp_path) if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 3 and len({c.data.tags.get("trial_id") for c in children}) == 3
+    assert all(c.info.status == "FINISHED" for c in children)
