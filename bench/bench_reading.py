@@ -41,13 +41,20 @@ def bare_forward(model: torch.nn.Module, chunks: torch.Tensor, batch_size: int, 
 
 
 def reading_test(
-    model: torch.nn.Module, wm: Watermark, texts: list[np.ndarray], seq_len: int, batch_size: int
+    model: torch.nn.Module,
+    wm: Watermark,
+    texts: list[np.ndarray],
+    seq_len: int,
+    batch_size: int,
+    fused_head: bool | None = None,
 ) -> tuple[float, float, float, int]:
     """Seconds for the whole open-model test; also its forward seconds, the log10 p and the tokens scored."""
     device = next(model.parameters()).device
     _sync(device)
     start = time.perf_counter()
-    reading = read_texts(model, texts, wm.k, seq_len=seq_len, batch_size=batch_size, separator_id=None)
+    reading = read_texts(
+        model, texts, wm.k, seq_len=seq_len, batch_size=batch_size, separator_id=None, fused_head=fused_head
+    )
     result = open_model_test(wm, reading)
     _sync(device)
     return time.perf_counter() - start, reading.forward_s, result.log10_pvalue, result.n_scored
@@ -65,6 +72,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave the default)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--fused-head", choices=("auto", "on", "off"), default="auto", help="LM head + argmax on slices of positions"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,11 +87,12 @@ def main() -> None:
     chunks, _, _ = pack_texts(texts, args.seq_len, None)
 
     bare_forward(model, chunks[: args.batch_size], args.batch_size, device)  # warm-up (kernels, allocator)
-    reading_test(model, wm, texts[:4], args.seq_len, args.batch_size)
+    fused = {"auto": None, "on": True, "off": False}[args.fused_head]
+    reading_test(model, wm, texts[:4], args.seq_len, args.batch_size, fused)
     bares, runs = [], []
     for _ in range(args.repeats):  # interleaved, so that a busy neighbour slows both paths alike
         bares.append(bare_forward(model, chunks, args.batch_size, device))
-        runs.append(reading_test(model, wm, texts, args.seq_len, args.batch_size))
+        runs.append(reading_test(model, wm, texts, args.seq_len, args.batch_size, fused))
     bare = min(bares)
     full, forward_in_test, log10_p, n_scored = min(runs)
     post = min(r[0] - r[1] for r in runs)
@@ -89,7 +100,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(
         f"model {args.preset}, vocab {args.vocab}, {n_tokens:,} tokens, seq_len {args.seq_len}, batch "
-        f"{args.batch_size}, k={args.k}, device {name}"
+        f"{args.batch_size}, k={args.k}, fused head {args.fused_head}, device {name}"
     )
     print(f"{'bare forward':>28}: {n_tokens / bare:>12,.0f} tokens/s  ({bare:.3f} s)")
     print(
