@@ -51,7 +51,7 @@ class DetectionSpec:
 
     setting: str = "open"
     supervised: bool = False
-    data: str | None = None
+    data: str | Path | None = None
     split: str | None = None
     phi: int | str | None = None
     phi_split: str | None = None
@@ -61,7 +61,7 @@ class DetectionSpec:
     in_sequence_exclusion: bool = True
     prompt_exclusion: str = "own"
     max_texts: int | None = None
-    answers: str | None = None
+    answers: str | Path | None = None
     answer_field: str = "answer_ids"
     prompt_field: str | None = "prompt_ids"
     greedy: bool = False
@@ -69,10 +69,14 @@ class DetectionSpec:
     seed: int = 0
     mid_p: bool = False
     mia_score: str = "zlib"
-    out_dir: str | None = None
+    out_dir: str | Path | None = None
     name: str = ""
 
     def __post_init__(self) -> None:
+        for name in ("data", "answers", "out_dir"):  # paths are kept as strings: the spec is a JSON-able record
+            value = getattr(self, name)
+            if isinstance(value, Path):
+                object.__setattr__(self, name, str(value))
         require(self.setting in SETTINGS, "setting", f"must be one of {list(SETTINGS)}, got {self.setting!r}")
         require(self.dedup in DEDUP_MODES, "dedup", f"must be one of {list(DEDUP_MODES)}, got {self.dedup!r}")
         require(self.key in KEY_CHOICES, "key", f"must be one of {list(KEY_CHOICES)}, got {self.key!r}")

@@ -131,3 +131,14 @@ def test_the_key_is_never_a_command_line_argument(setup: dict[str, Path], capsys
     with pytest.raises(SystemExit):
         main(["detect", "--model", str(setup["model"]), "--setting", "open", "--key", KEY])
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_detection_spec_validation_names_the_field() -> None:
+    from radio.config import ConfigError
+    from radio.detect import DetectionSpec
+
+    assert DetectionSpec.from_dict({"setting": "closed", "phi": 50, "data": "/x"}).phi == 50
+    for bad, field in (({"setting": "bad"}, "setting"), ({"phi": 0}, "phi"), ({"dedup": "x"}, "dedup"),
+                       ({"key": "other"}, "key"), ({"answers": "a.jsonl"}, "answers"), ({"typo": 1}, "typo")):  # fmt: skip
+        with pytest.raises(ConfigError, match=field):
+            DetectionSpec.from_dict(bad)
