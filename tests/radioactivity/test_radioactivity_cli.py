@@ -138,7 +138,14 @@ def test_detection_spec_validation_names_the_field() -> None:
     from radio.detect import DetectionSpec
 
     assert DetectionSpec.from_dict({"setting": "closed", "phi": 50, "data": "/x"}).phi == 50
-    for bad, field in (({"setting": "bad"}, "setting"), ({"phi": 0}, "phi"), ({"dedup": "x"}, "dedup"),
-                       ({"key": "other"}, "key"), ({"answers": "a.jsonl"}, "answers"), ({"typo": 1}, "typo")):  # fmt: skip
+    cases = [
+        ({"setting": "bad"}, "setting"),
+        ({"phi": 0}, "phi"),
+        ({"dedup": "x"}, "dedup"),
+        ({"key": "other"}, "key"),
+        ({"answers": "a.jsonl"}, "answers"),
+        ({"typo": 1}, "typo"),
+    ]
+    for bad, field in cases:
         with pytest.raises(ConfigError, match=field):
             DetectionSpec.from_dict(bad)
