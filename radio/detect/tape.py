@@ -30,10 +30,12 @@ def column_ids(columns: list[np.ndarray]) -> np.ndarray:
             ids <<= bits
             ids |= column
         return ids
-    # Too wide to pack: fold one column at a time into dense ids (< n), which always fits.
+    # Too wide to pack: fold one column at a time into dense ids. Both factors are dense (< n), so the packed
+    # value stays below n^2, which fits int64 for any n < 2^31.
     ids = np.zeros(n, dtype=np.int64)
     for column in columns:
-        ids, _ = pd.factorize(ids * (int(column.max()) + 1) + column)
+        dense, uniques = pd.factorize(column)
+        ids, _ = pd.factorize(ids * len(uniques) + dense)
         ids = ids.astype(np.int64)
     return ids
 

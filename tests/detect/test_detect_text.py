@@ -141,3 +141,13 @@ def test_plain_binomial_tail_is_conservative_and_mid_p_is_not() -> None:
         mid.append(detect_tokens(_wm(key=int(key), vocab=3000), [seq], mid_p=True).pvalue)
     assert np.mean(plain) > np.mean(mid)
     assert abs(np.mean(mid) - 0.5) < 0.05
+
+
+def test_row_ids_are_exact_for_wide_rows() -> None:
+    """Rows too wide to bit-pack (huge ids, long windows) still get exact ids, without int64 overflow."""
+    from radio.detect.tape import row_ids
+
+    big = 2**60
+    rows = torch.tensor([[big, 1, 2], [big, 1, 3], [big, 1, 2], [big - 1, 1, 2], [3, big, 5]])
+    ids = row_ids(rows)
+    assert ids[0] == ids[2] and len({int(i) for i in ids}) == 4
