@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 SECRET = "smoke-test-secret-key-0123456789"
 
 
-def _run(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def _command(workdir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The main job's command line on the smoke preset, with its own cache and storage, and its environment."""
     env = {**os.environ, "RADIO_WATERMARK_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
     command = [
         sys.executable,
@@ -31,6 +32,11 @@ def _run(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedP
         str(workdir / "storage"),
         *args,
     ]
+    return command, env
+
+
+def _run(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    command, env = _command(workdir, *args)
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -102,11 +108,11 @@ def test_unknown_preset_key_is_rejected(tmp_path: Path) -> None:
     assert out.returncode != 0 and "learning_rate" in out.stderr
 
 
-def _kill_first_train_worker(workdir: Path, deadline: float) -> int | None:
+def _kill_first_train_worker(workdir: Path, sweep: subprocess.Popen, deadline: float) -> int | None:
     """Wait for a mid-run Trainer checkpoint of the first fine-tune, then SIGKILL its Ray Train worker process."""
     import psutil
 
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and sweep.poll() is None:
         if any((workdir / "storage").glob("*/checkpoints/*/checkpoints/checkpoint-*")):
             for proc in psutil.process_iter(["pid", "cmdline"]):
                 if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
@@ -118,20 +124,10 @@ def _kill_first_train_worker(workdir: Path, deadline: float) -> int | None:
 
 @pytest.mark.slow
 def test_a_killed_fine_tune_worker_is_retried_and_every_trial_recorded_once(tmp_path: Path) -> None:
-    env = {**os.environ, "RADIO_WATERMARK_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
-    command = [
-        sys.executable,
-        str(REPO / "sweeps" / "ablation.py"),
-        "--preset",
-        "smoke",
-        "--cache-root",
-        str(tmp_path / "cache"),
-        "--storage-path",
-        str(tmp_path / "storage"),
-    ]
+    command, env = _command(tmp_path)
     with (tmp_path / "log.txt").open("w") as log:
         sweep = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        killed = _kill_first_train_worker(tmp_path, time.perf_counter() + 600)
+        killed = _kill_first_train_worker(tmp_path, sweep, time.perf_counter() + 600)
         code = sweep.wait(timeout=900)
     output = (tmp_path / "log.txt").read_text()
     assert killed is not None, output[-3000:]
