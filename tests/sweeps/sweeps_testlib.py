@@ -8,7 +8,6 @@ so the root and this folder also go on `PYTHONPATH`, which the local Ray instanc
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -25,28 +24,15 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 
 @pytest.fixture(scope="module")
-def ray_session():
+def ray_session(ray_token_auth):
     """A local 2-CPU Ray instance with token auth on (a throwaway token in the environment, not ~/.ray)."""
     import ray
 
     from sweeps.engine import RunOptions, init_ray
 
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    # Ray caches its C++ config (auth mode included) when first imported: refresh it, as ray.init does when it
-    # enables token auth itself; otherwise the driver keeps "disabled" while the GCS it starts wants a token.
-    from ray._raylet import Config
-
-    Config.initialize("")
     started = init_ray(RunOptions(num_cpus=2))
     try:
         yield ray
     finally:
         if started:
             ray.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
