@@ -539,7 +539,7 @@ class TrialContext:
     params: dict[str, Any]
     stages: dict[str, Path]
     constants: dict[str, Any]
-    storage_path: str
+    storage_path: str  # the sweep's own folder (<storage>/<sweep id>): Ray Train runs and trial files go here
     resources: Resources
 
     def report(self, metrics: Mapping[str, Any], checkpoint_dir: str | Path | None = None) -> None:
