@@ -156,8 +156,9 @@ def score_with_tape(
     # numpy views of the same memory: several times faster than torch's CPU kernels for masking.
     all_tokens = tokens.cpu().numpy()
     keep = eligible.cpu().numpy() & (all_tokens < wm.vocab_size)
-    kept_windows = windows.cpu().numpy()[keep]
-    kept_tokens = all_tokens[keep]
+    everything = bool(keep.all())  # no copy when nothing was excluded
+    kept_windows = windows.cpu().numpy() if everything else windows.cpu().numpy()[keep]
+    kept_tokens = all_tokens if everything else all_tokens[keep]
     columns = tape_columns(kept_windows, kept_tokens, dedup)
     if columns is not None:
         # An empty key (k = 0 with dedup on windows) is one and the same window for every token.
