@@ -34,6 +34,7 @@ anti-conservative in the far tail by many decades and must never be used for a r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -170,67 +171,71 @@ def _fix(v: FloatArray) -> FloatArray:
     return np.where(np.abs(v) < _FPMIN, _FPMIN, v)
 
 
+# One Lentz step of a continued fraction b0 + a1/(b1 + a2/(b2 + ...)): the partial numerator and denominator.
+_Terms = list[tuple[FloatArray | float, FloatArray | float]]
+
+
+def _log_lentz(
+    c: FloatArray,
+    d: FloatArray,
+    terms: Callable[[int, tuple[FloatArray, ...]], _Terms],
+    params: tuple[FloatArray, ...],
+    what: str,
+) -> FloatArray:
+    """log of a continued fraction by the modified Lentz method, vectorised over elements not yet converged.
+
+    `c`, `d` are the initial Lentz states (h starts at d); `terms(m, params)` gives the (numerator, denominator)
+    pairs of iteration m, computed from the still-active elements of `params`; convergence is tested after the
+    last pair of each iteration.
+    """
+    out = np.empty(d.shape, dtype=np.float64)
+    if d.size == 0:
+        return out
+    idx = np.arange(d.size)
+    h = d.copy()
+    for m in range(1, _MAXIT + 1):
+        delta = h
+        for numerator, denominator in terms(m, params):
+            d = 1.0 / _fix(denominator + numerator * d)
+            c = _fix(denominator + numerator / c)
+            delta = d * c
+            h = h * delta
+        done = np.abs(delta - 1.0) <= _EPS
+        if done.any():
+            out[idx[done]] = np.log(h[done])
+            keep = ~done
+            if not keep.any():
+                return out
+            idx, c, d, h = idx[keep], c[keep], d[keep], h[keep]
+            params = tuple(v[keep] for v in params)
+    raise RuntimeError(f"{what} continued fraction did not converge in {_MAXIT} steps")
+
+
 def _log_betacf(a: FloatArray, b: FloatArray, x: FloatArray) -> FloatArray:
     """log of the continued fraction of I_x(a, b) (Numerical Recipes `betacf`), elementwise.
 
     I_x(a, b) = x^a (1-x)^b / (a B(a, b)) * betacf(a, b, x); converges fast for x < (a + 1)/(a + b + 2).
     """
-    out = np.empty(a.shape, dtype=np.float64)
-    if a.size == 0:
-        return out
-    idx = np.arange(a.size)
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c = np.ones_like(a)
-    d = 1.0 / _fix(1.0 - qab * x / qap)
-    h = d.copy()
-    for m in range(1, _MAXIT + 1):
+
+    def terms(m: int, p: tuple[FloatArray, ...]) -> _Terms:
+        a, b, x = p
         m2 = 2.0 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 / _fix(1.0 + aa * d)
-        c = _fix(1.0 + aa / c)
-        h = h * (d * c)
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 / _fix(1.0 + aa * d)
-        c = _fix(1.0 + aa / c)
-        delta = d * c
-        h = h * delta
-        done = np.abs(delta - 1.0) <= _EPS
-        if done.any():
-            out[idx[done]] = np.log(h[done])
-            keep = ~done
-            if not keep.any():
-                return out
-            idx = idx[keep]
-            a, b, x, qab, qap, qam, c, d, h = (v[keep] for v in (a, b, x, qab, qap, qam, c, d, h))
-    raise RuntimeError(f"incomplete beta continued fraction did not converge in {_MAXIT} steps")
+        even = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2))
+        odd = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0))
+        return [(even, 1.0), (odd, 1.0)]
+
+    d = 1.0 / _fix(1.0 - (a + b) * x / (a + 1.0))
+    return _log_lentz(np.ones_like(a), d, terms, (a, b, x), "incomplete beta")
 
 
 def _log_gammacf(a: FloatArray, x: FloatArray) -> FloatArray:
     """log of the continued fraction h with Q(a, x) = x^a e^-x / Gamma(a) * h (NR `gcf`), for x > a + 1."""
-    out = np.empty(a.shape, dtype=np.float64)
-    if a.size == 0:
-        return out
-    idx = np.arange(a.size)
-    b = x + 1.0 - a
-    c = np.full_like(a, 1.0 / _FPMIN)
-    d = 1.0 / b
-    h = d.copy()
-    for i in range(1, _MAXIT + 1):
-        an = -i * (i - a)
-        b = b + 2.0
-        d = 1.0 / _fix(an * d + b)
-        c = _fix(b + an / c)
-        delta = d * c
-        h = h * delta
-        done = np.abs(delta - 1.0) <= _EPS
-        if done.any():
-            out[idx[done]] = np.log(h[done])
-            keep = ~done
-            if not keep.any():
-                return out
-            idx = idx[keep]
-            a, b, c, d, h = (v[keep] for v in (a, b, c, d, h))
-    raise RuntimeError(f"incomplete gamma continued fraction did not converge in {_MAXIT} steps")
+
+    def terms(i: int, p: tuple[FloatArray, ...]) -> _Terms:
+        a, x = p
+        return [(-i * (i - a), x + 1.0 - a + 2.0 * i)]
+
+    return _log_lentz(np.full_like(a, 1.0 / _FPMIN), 1.0 / (x + 1.0 - a), terms, (a, x), "incomplete gamma")
 
 
 def _log_gammalowcf(a: FloatArray, x: FloatArray) -> FloatArray:
@@ -239,33 +244,14 @@ def _log_gammalowcf(a: FloatArray, x: FloatArray) -> FloatArray:
     It is the limit b -> inf of `betacf(a, b, x / b)`: partial numerators -(a + m) x / ((a + 2m)(a + 2m + 1))
     and m x / ((a + 2m - 1)(a + 2m)). Much faster than the power series when a is large.
     """
-    out = np.empty(a.shape, dtype=np.float64)
-    if a.size == 0:
-        return out
-    idx = np.arange(a.size)
-    c = np.ones_like(a)
-    d = 1.0 / _fix(1.0 - x / (a + 1.0))
-    h = d.copy()
-    for m in range(1, _MAXIT + 1):
+
+    def terms(m: int, p: tuple[FloatArray, ...]) -> _Terms:
+        a, x = p
         m2 = 2.0 * m
-        aa = m * x / ((a + m2 - 1.0) * (a + m2))
-        d = 1.0 / _fix(1.0 + aa * d)
-        c = _fix(1.0 + aa / c)
-        h = h * (d * c)
-        aa = -(a + m) * x / ((a + m2) * (a + m2 + 1.0))
-        d = 1.0 / _fix(1.0 + aa * d)
-        c = _fix(1.0 + aa / c)
-        delta = d * c
-        h = h * delta
-        done = np.abs(delta - 1.0) <= _EPS
-        if done.any():
-            out[idx[done]] = np.log(h[done])
-            keep = ~done
-            if not keep.any():
-                return out
-            idx = idx[keep]
-            a, x, c, d, h = (v[keep] for v in (a, x, c, d, h))
-    raise RuntimeError(f"lower incomplete gamma continued fraction did not converge in {_MAXIT} steps")
+        return [(m * x / ((a + m2 - 1.0) * (a + m2)), 1.0), (-(a + m) * x / ((a + m2) * (a + m2 + 1.0)), 1.0)]
+
+    d = 1.0 / _fix(1.0 - x / (a + 1.0))
+    return _log_lentz(np.ones_like(a), d, terms, (a, x), "lower incomplete gamma")
 
 
 # --------------------------------------------------------------------------------------------------------
