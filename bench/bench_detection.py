@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from radio import Watermark, detect_tokens
+from radio import Watermark, WatermarkConfig, detect_tokens
 
 VOCAB = 32000
 GAMMA = 0.25
@@ -68,7 +68,7 @@ def main() -> None:
     n_tokens = sum(len(s) for s in sequences)
 
     for hashing, seed in (("radio", 1234), ("three_bricks", 1234)):
-        wm = Watermark("kgw", k=args.k, gamma=GAMMA, key=seed, vocab_size=VOCAB, hashing=hashing)
+        wm = Watermark(WatermarkConfig("kgw", k=args.k, gamma=GAMMA, hashing=hashing), key=seed, vocab_size=VOCAB)
         subset = sequences if hashing == "radio" else sequences[: max(1, 4_000 // 500)]
         detect_tokens(wm, subset[:2])  # warm-up
         elapsed = _median_seconds(lambda wm=wm, subset=subset: detect_tokens(wm, subset), args.repeats)

@@ -19,7 +19,7 @@ import time
 import torch
 
 from radio.models import PRESETS, build_model, count_parameters
-from radio.watermark import Watermark, plain_generation_kwargs
+from radio.watermark import Watermark, WatermarkConfig, plain_generation_kwargs
 
 
 def tokens_per_s(model, prompts: torch.Tensor, new_tokens: int, kwargs: dict, seed: int) -> float:
@@ -57,7 +57,9 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     prompts = torch.randint(3, args.vocab_size, (args.batch_size, args.prompt_tokens), generator=generator)
     # A fixed benchmark key: nothing secret is at stake here.
-    wm = Watermark(args.scheme, k=2, gamma=0.25, delta=3.0, key=b"bench-key", vocab_size=args.vocab_size)
+    wm = Watermark(
+        WatermarkConfig(args.scheme, k=2, gamma=0.25, delta=3.0), key=b"bench-key", vocab_size=args.vocab_size
+    )
     sides = {"plain": plain_generation_kwargs(temperature=0.8, top_p=0.95), "watermarked": wm.generation_kwargs()}
     rows = []
     for name in args.presets:

@@ -19,7 +19,7 @@ import torch
 from radio.detect.actor import resolve_device
 from radio.detect.open_model import _autocast, open_model_test, pack_texts, read_texts
 from radio.models import build_model
-from radio.watermark import Watermark
+from radio.watermark import Watermark, WatermarkConfig
 
 
 def _sync(device: torch.device) -> None:
@@ -80,7 +80,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(resolve_device(args.device))
     model = build_model(args.preset, vocab_size=args.vocab, seed=0).to(device).eval()
-    wm = Watermark("kgw", k=args.k, gamma=0.25, key=b"bench-reading", vocab_size=args.vocab)
+    wm = Watermark(WatermarkConfig("kgw", k=args.k, gamma=0.25), key=b"bench-reading", vocab_size=args.vocab)
     rng = np.random.default_rng(0)
     texts = [rng.integers(0, args.vocab, 400) for _ in range(max(1, args.tokens // 400))]
     n_tokens = sum(t.size for t in texts)

@@ -5,7 +5,7 @@ prompt exclusion and filter phi), and the exact statistics in `radio.stats`.
 """
 
 from radio.detect.text import DetectionResult, detect_tokens
-from radio.watermark import Watermark
+from radio.watermark import Watermark, WatermarkConfig
 
-__all__ = ["DetectionResult", "Watermark", "detect_tokens"]
+__all__ = ["DetectionResult", "Watermark", "WatermarkConfig", "detect_tokens"]
 __version__ = "0.1.0"

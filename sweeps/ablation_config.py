@@ -13,8 +13,9 @@ from typing import Any
 
 from radio.config import ConfigError, from_dict, load_yaml, require, to_dict
 from radio.data import GenerateConfig, MixConfig, PrepareConfig
-from radio.detect.actor import DetectionSpec
+from radio.detect.spec import DetectionSpec
 from radio.train import FinetuneConfig
+from radio.watermark import WatermarkConfig
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 AXES = ("rho", "lr", "epochs", "size", "k", "scheme", "method")
@@ -40,17 +41,9 @@ class GridConfig:
 
 
 @dataclass(frozen=True)
-class WatermarkParams:
-    """Public watermark parameters shared by every trial (scheme and k are grid axes)."""
-
-    gamma: float = 0.25
-    delta: float = 3.0
-    hashing: str = "radio"
-
-
-@dataclass(frozen=True)
 class DetectConfig:
-    """The tests every checkpoint gets (DetectionSpec fields, minus the data folder), and how the actors run."""
+    """The tests every checkpoint gets (flat DetectionSpec fields: the common ones and the setting's options,
+    minus the data folder), and how the actors run."""
 
     tests: list[dict[str, Any]]
     wrong_keys: int = 1
@@ -96,7 +89,7 @@ class AblationConfig:
 
     name: str
     grid: GridConfig
-    watermark: WatermarkParams = field(default_factory=WatermarkParams)
+    watermark: WatermarkConfig = field(default_factory=WatermarkConfig)  # scheme and k: set per trial by the grid
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     mix: MixConfig = field(default_factory=MixConfig)
@@ -107,10 +100,30 @@ class AblationConfig:
 
     def __post_init__(self) -> None:
         self.finetune_config()  # validates the fine-tuning section, naming its fields
+        # scheme and k are grid axes: a preset sets them in grid.base; each trial replaces the watermark section's
+        # values with its own (`watermark_config`), so a different value there would be silently ignored.
+        default = WatermarkConfig()
+        for axis in ("scheme", "k"):
+            value = getattr(self.watermark, axis)
+            require(
+                value in (getattr(default, axis), self.grid.base[axis]),
+                f"watermark.{axis}",
+                f"is a grid axis; set grid.base.{axis} (or vary it) instead",
+            )
+        for scheme in {self.grid.base["scheme"], *self.grid.vary.get("scheme", [])}:
+            for k in {self.grid.base["k"], *self.grid.vary.get("k", [])}:
+                self.watermark_config(scheme, k)  # every grid point's watermark is valid before anything runs
         sizes = {self.grid.base["size"], *self.grid.vary.get("size", [])}
         if self.models:
             unknown = sorted(str(s) for s in sizes if s not in self.models)
             require(not unknown, "models", f"no local checkpoint for size(s) {unknown}")
+
+    def watermark_config(self, scheme: str, k: int) -> WatermarkConfig:
+        """The watermark of one trial: the preset's gamma, delta and hashing at the trial's scheme and k."""
+        try:
+            return dataclasses.replace(self.watermark, scheme=scheme, k=k)
+        except (ConfigError, ValueError) as err:
+            raise ConfigError(f"watermark: {err}") from err
 
     def finetune_config(self, **overrides: Any) -> FinetuneConfig:
         """The fine-tuning config of one trial (`overrides`: the trial's lr, epochs, method, seed)."""

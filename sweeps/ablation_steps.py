@@ -80,7 +80,7 @@ class Steps:
 
     def build_data(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
         """A's watermarked and plain answers for one (scheme, k): generated once, shared by every trial."""
-        from radio.data import Prepared, WatermarkConfig, generate_sets
+        from radio.data import Prepared, generate_sets
 
         alice = read_pointer(inputs["alice"])
         prepared = Prepared(
@@ -92,8 +92,7 @@ class Steps:
             vocab_size=alice["vocab_size"],
             cached=True,
         )
-        wm = self.config.watermark
-        watermark = WatermarkConfig(scheme=config["scheme"], k=config["k"], **dataclasses.asdict(wm))
+        watermark = self.config.watermark_config(config["scheme"], config["k"])
         cfg = dataclasses.replace(self.config.generate, watermark=watermark)
         marked, plain = generate_sets(cfg, prepared, _key(self.constants), _cache_root(out_dir))
         return _write_pointer(
@@ -149,41 +148,33 @@ class Steps:
     def load_actor(self, checkpoint: str | None, params: Mapping[str, Any]) -> Any:
         """A detection actor holding the trial's checkpoint (loaded once for all of its tests)."""
         from radio.detect.actor import DetectionActor
-        from radio.watermark import WatermarkSpec
 
         if checkpoint is None:
             raise ValueError("the trial returned no checkpoint")
-        vocab_size = json.loads((Path(checkpoint) / "config.json").read_text())["vocab_size"]
-        wm = self.config.watermark
-        spec = WatermarkSpec(
-            scheme=params["scheme"],
-            k=params["k"],
-            gamma=wm.gamma,
-            delta=wm.delta,
-            vocab_size=vocab_size,
-            hashing=wm.hashing,
-            temperature=self.config.generate.temperature,
-            top_p=self.config.generate.top_p,
-        )
         detect = self.config.detect
         return DetectionActor(
             checkpoint,
-            spec,
+            self.config.watermark_config(params["scheme"], params["k"]),
             key_file=self.constants["key_file"],
             role="base-model" if params["epochs"] == BASE_MODEL_EPOCHS else "model",
             device=detect.device,
             amp=detect.amp,
             batch_size=detect.batch_size,
             seq_len=detect.seq_len,
+            # B answers (closed setting) with A's sampler, so that its answers are drawn like A's data.
+            temperature=self.config.generate.temperature,
+            top_p=self.config.generate.top_p,
         )
 
     def tasks(self, outcome: Any) -> list[dict[str, Any]]:
         """Every configured test on the trial's mix, its wrong-key controls, and the utility check."""
+        from radio.detect.settings import get_setting
+
         mix = outcome.metrics["mix_dir"]
         tasks: list[dict[str, Any]] = []
         for test in self.config.detect.tests:
             tasks.append({**test, "data": mix, "seed": outcome.params["seed"]})
-            if test.get("setting") != "mia":
+            if get_setting(test.get("setting", "open")).keyed:  # a keyless test (MIA) has no wrong-key control
                 for index in range(self.config.detect.wrong_keys):
                     tasks.append(
                         {**test, "data": mix, "key": "wrong", "wrong_key_index": index, "seed": outcome.params["seed"]}

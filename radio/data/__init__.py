@@ -8,7 +8,7 @@ Public API (each step a cached stage under the cache root; see the module docstr
 """
 
 from radio.data.corpus import CorpusConfig, EmptyCorpusError, build_corpus, load_split, stdlib_docstrings
-from radio.data.generate import EmptyDatasetError, GenerateConfig, WatermarkConfig, generate, generate_pair
+from radio.data.generate import EmptyDatasetError, GenerateConfig, generate, generate_pair
 from radio.data.mix import MixConfig, make_mix, plan_counts
 from radio.data.pipeline import default_prompts, generate_sets, make_mixes
 from radio.data.prepare import PrepareConfig, Prepared, prepare
@@ -23,7 +23,6 @@ __all__ = [
     "PrepareConfig",
     "Prepared",
     "TokenizerConfig",
-    "WatermarkConfig",
     "build_corpus",
     "build_tokenizer",
     "default_prompts",

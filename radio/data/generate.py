@@ -44,29 +44,13 @@ from radio.data.dedup import dedup_answers
 from radio.data.inputs import input_digest
 from radio.data.prompts import Prompt, instruction_prompts, opening_prompts, prompt_pool, read_prompt_texts
 from radio.models.loading import check_tokenizer_fits, load_model, load_tokenizer, model_vocab_size
-from radio.watermark import Watermark, plain_generation_kwargs
+from radio.watermark import Watermark, WatermarkConfig, plain_generation_kwargs
 
 log = logging.getLogger(__name__)
 
 
 class EmptyDatasetError(ValueError):
     """A stage would produce (or was given) a dataset with no records; the message names the input."""
-
-
-@dataclass(frozen=True)
-class WatermarkConfig:
-    """Public watermark parameters (the key is passed separately and never stored)."""
-
-    scheme: str = "kgw"
-    k: int = 2
-    gamma: float = 0.25
-    delta: float = 3.0
-    hashing: str = "radio"
-
-    def __post_init__(self) -> None:
-        require(self.k >= 0, "watermark.k", f"must be >= 0, got {self.k}")
-        require(0.0 < self.gamma < 1.0, "watermark.gamma", f"must be in (0, 1), got {self.gamma}")
-        require(self.delta >= 0.0, "watermark.delta", f"must be >= 0, got {self.delta}")
 
 
 @dataclass(frozen=True)
@@ -198,17 +182,7 @@ def _sampling_kwargs(
 ) -> tuple[Watermark | None, dict[str, Any]]:
     if key is None:
         return None, plain_generation_kwargs(temperature=cfg.temperature, top_p=cfg.top_p)
-    wm = Watermark(
-        scheme=cfg.watermark.scheme,
-        k=cfg.watermark.k,
-        gamma=cfg.watermark.gamma,
-        delta=cfg.watermark.delta,
-        key=key,
-        vocab_size=vocab_size,
-        hashing=cfg.watermark.hashing,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-    )
+    wm = Watermark(cfg.watermark, key=key, vocab_size=vocab_size, temperature=cfg.temperature, top_p=cfg.top_p)
     return wm, wm.generation_kwargs()
 
 
@@ -312,7 +286,7 @@ def generate(
             **speed,
         }
         if wm is not None:
-            counts["watermark"] = wm.spec_dict()
+            counts["watermark"] = wm.public_dict()
         log.info("%s: %s", desc, {k: v for k, v in counts.items() if k != "watermark"})
         return counts
 

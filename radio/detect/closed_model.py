@@ -2,7 +2,7 @@
 
 `generate_answers` asks B (plain sampling with radio's temperature and top-p, or greedy; never a watermark) to
 answer prompts, reusing the batched generation loop of `radio.data.generate`. Answers produced elsewhere (an API)
-come in as token-id lists, e.g. read from JSONL with `radio.cli.detect_text.read_jsonl_records`.
+come in as token-id lists, e.g. read from JSONL with `radio.detect.records.read_jsonl_records`.
 
 `closed_model_test` scores B's answer tokens with the shared text-detection path (`score_tokens` ->
 `score_with_tape`): windows reach into the prompt, tokens whose window occurs in the answer's own prompt (or in any

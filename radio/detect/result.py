@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from radio.detect.text import DetectionResult
 
-SETTINGS = ("open", "closed")
 CONTROLS = ("none", "wrong-key", "base-model")
 
 
@@ -34,8 +33,9 @@ class RadioactivityResult:
     info: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.setting not in SETTINGS:
-            raise ValueError(f"setting: must be one of {SETTINGS}, got {self.setting!r}")
+        # Settings are registered by name (radio.detect.settings); the result only records which one ran.
+        if not isinstance(self.setting, str) or not self.setting:
+            raise ValueError(f"setting: must be a registered setting's name, got {self.setting!r}")
         if self.control not in CONTROLS:
             raise ValueError(f"control: must be one of {CONTROLS}, got {self.control!r}")
 

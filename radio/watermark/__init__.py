@@ -1,9 +1,10 @@
 """Watermark schemes (KGW, Aaronson), keyed hashing, and the LogitsProcessor used for generation."""
 
+from radio.watermark.config import WatermarkConfig
 from radio.watermark.hashing import HASHERS, Hasher
 from radio.watermark.sampling import SamplingProcessor, plain_generation_kwargs
 from radio.watermark.schemes import SCHEMES, Scheme
-from radio.watermark.watermark import Watermark, WatermarkLogitsProcessor, WatermarkSpec
+from radio.watermark.watermark import Watermark, WatermarkLogitsProcessor
 
 __all__ = [
     "HASHERS",
@@ -12,7 +13,7 @@ __all__ = [
     "SamplingProcessor",
     "Scheme",
     "Watermark",
+    "WatermarkConfig",
     "WatermarkLogitsProcessor",
-    "WatermarkSpec",
     "plain_generation_kwargs",
 ]

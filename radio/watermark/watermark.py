@@ -1,44 +1,15 @@
-"""`Watermark`: a scheme, a keyed hasher, a window size k and an explicit vocabulary domain, as one object."""
+"""`Watermark`: a `WatermarkConfig` with its key, an explicit vocabulary domain and the sampler, as one object."""
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 import torch
 
 from radio.config import require
 from radio.keys import key_fingerprint
+from radio.watermark.config import WatermarkConfig
 from radio.watermark.hashing import HASHERS, Hasher
 from radio.watermark.sampling import sampler_generate_kwargs
 from radio.watermark.schemes import SCHEMES, Scheme
-
-
-@dataclass(frozen=True)
-class WatermarkSpec:
-    """The public parameters of a watermark (everything but the key); safe to log and store."""
-
-    scheme: str = "kgw"
-    k: int = 2
-    gamma: float = 0.25
-    delta: float = 3.0
-    vocab_size: int = 32000
-    hashing: str = "radio"
-    temperature: float = 0.8
-    top_p: float = 0.95
-
-    def __post_init__(self) -> None:
-        require(self.scheme in SCHEMES, "scheme", f"unknown scheme {self.scheme!r}; known: {sorted(SCHEMES)}")
-        require(self.hashing in HASHERS, "hashing", f"unknown hashing {self.hashing!r}; known: {sorted(HASHERS)}")
-        require(isinstance(self.k, int) and self.k >= 0, "k", f"window size must be an integer >= 0, got {self.k}")
-        require(0.0 < self.gamma < 1.0, "gamma", f"must be in (0, 1), got {self.gamma}")
-        require(self.delta >= 0.0, "delta", f"must be >= 0, got {self.delta}")
-        require(
-            isinstance(self.vocab_size, int) and self.vocab_size > 0,
-            "vocab_size",
-            f"must be a positive integer, got {self.vocab_size}",
-        )
-        require(self.temperature > 0.0, "temperature", f"must be > 0, got {self.temperature}")
-        require(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
 
 
 class Watermark:
@@ -50,52 +21,58 @@ class Watermark:
 
     def __init__(
         self,
-        scheme: str = "kgw",
-        k: int = 2,
-        gamma: float = 0.25,
-        delta: float = 3.0,
+        config: WatermarkConfig,
         *,
         key: int | bytes | str,
         vocab_size: int,
-        hashing: str = "radio",
         temperature: float = 0.8,
         top_p: float = 0.95,
     ) -> None:
-        self.spec = WatermarkSpec(scheme, k, gamma, delta, vocab_size, hashing, temperature, top_p)
+        require(isinstance(config, WatermarkConfig), "config", f"expected a WatermarkConfig, got {config!r}")
+        require(
+            isinstance(vocab_size, int) and not isinstance(vocab_size, bool) and vocab_size > 0,
+            "vocab_size",
+            f"must be a positive integer, got {vocab_size!r}",
+        )
+        # The sampler acts after the watermark inside the logits processor (see radio.watermark.sampling).
+        require(temperature > 0.0, "temperature", f"must be > 0, got {temperature}")
+        require(0.0 < top_p <= 1.0, "top_p", f"must be in (0, 1], got {top_p}")
         if isinstance(key, bool) or not isinstance(key, int | bytes | str) or key in (b"", ""):
             raise ValueError("key: a non-empty int, bytes or str is required")
+        self.config = config
+        self.vocab_size = vocab_size
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
         self._key = key
         self.fingerprint = key_fingerprint(key if not isinstance(key, str) else key.encode())
-        self.scheme: Scheme = SCHEMES[scheme](gamma, delta)
-        self.hasher: Hasher = HASHERS[hashing](key, scheme)
-        self.threshold = self.hasher.green_threshold(gamma, vocab_size)
-
-    @classmethod
-    def from_spec(cls, spec: WatermarkSpec, key: int | bytes | str) -> Watermark:
-        """Build a watermark from stored public parameters and a key."""
-        return cls(**asdict(spec), key=key)
+        self.scheme: Scheme = SCHEMES[config.scheme](config.gamma, config.delta)
+        self.hasher: Hasher = HASHERS[config.hashing](key, config.scheme)
+        self.threshold = self.hasher.green_threshold(config.gamma, vocab_size)
 
     def with_key(self, key: int | bytes | str) -> Watermark:
         """The same watermark under another key (the wrong-key control)."""
-        return Watermark.from_spec(self.spec, key)
+        return Watermark(
+            self.config, key=key, vocab_size=self.vocab_size, temperature=self.temperature, top_p=self.top_p
+        )
 
-    def spec_dict(self) -> dict[str, object]:
-        """JSON-able public parameters plus the key fingerprint; never the key."""
-        return {**asdict(self.spec), "key_fingerprint": self.fingerprint}
+    def public_dict(self) -> dict[str, object]:
+        """JSON-able public parameters (config, vocabulary, sampler) plus the key fingerprint; never the key."""
+        return {
+            **self.config.to_dict(),
+            "vocab_size": self.vocab_size,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "key_fingerprint": self.fingerprint,
+        }
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in asdict(self.spec).items())
+        params = ", ".join(f"{k}={v!r}" for k, v in self.public_dict().items() if k != "key_fingerprint")
         return f"Watermark({params}, key=<fingerprint {self.fingerprint}>)"
 
     @property
     def k(self) -> int:
         """Window size: how many previous tokens seed the hash."""
-        return self.spec.k
-
-    @property
-    def vocab_size(self) -> int:
-        """Size of the watermark's token domain."""
-        return self.spec.vocab_size
+        return self.config.k
 
     def vocab_uniforms(self, windows: torch.Tensor) -> torch.Tensor:
         """(batch, k) windows -> (batch, vocab_size) uniforms (green when below `threshold` for KGW)."""
@@ -148,5 +125,5 @@ class WatermarkLogitsProcessor:
         windows = input_ids[:, input_ids.shape[1] - k :] if k else input_ids[:, :0]
         width = min(scores.shape[1], wm.vocab_size)
         uniforms = wm.hasher.vocab_uniforms(windows.to(torch.int64), wm.vocab_size)[:, :width]
-        out = wm.scheme.sampling_logits(scores, uniforms, wm.threshold, wm.spec.temperature, wm.spec.top_p)
+        out = wm.scheme.sampling_logits(scores, uniforms, wm.threshold, wm.temperature, wm.top_p)
         return out.to(scores.dtype)

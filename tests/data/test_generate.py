@@ -16,7 +16,7 @@ from radio.data.dedup import dedup_answers
 from radio.data.prompts import instruction_prompts
 from radio.keys import key_fingerprint
 from radio.models import load_tokenizer
-from radio.watermark import Watermark
+from radio.watermark import Watermark, WatermarkConfig
 
 COLUMNS = {
     "id",
@@ -76,7 +76,11 @@ def test_no_key_anywhere_on_disk(generated: Generated) -> None:
 
 def test_the_watermark_is_in_the_watermarked_set_only(generated: Generated) -> None:
     spec = generated.watermarked.manifest["counts"]["watermark"]
-    wm = Watermark(spec["scheme"], spec["k"], spec["gamma"], spec["delta"], key=KEY, vocab_size=spec["vocab_size"])
+    wm = Watermark(
+        WatermarkConfig(spec["scheme"], k=spec["k"], gamma=spec["gamma"], delta=spec["delta"]),
+        key=KEY,
+        vocab_size=spec["vocab_size"],
+    )
 
     def green_fraction(stage_path: Path) -> float:
         windows, tokens = [], []

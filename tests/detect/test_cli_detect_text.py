@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from radio import Watermark
+from radio import Watermark, WatermarkConfig
 from radio.cli import main
 from radio.keys import KEY_ENV_VAR
 
@@ -21,7 +21,7 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 def _watermarked_records(key: bytes, n: int = 20, length: int = 60) -> list[str]:
     """Token streams sampled from the green lists (a perfectly watermarked source)."""
-    wm = Watermark("kgw", k=2, key=key, vocab_size=500)
+    wm = Watermark(WatermarkConfig("kgw", k=2), key=key, vocab_size=500)
     rng = np.random.default_rng(0)
     records = []
     for _ in range(n):

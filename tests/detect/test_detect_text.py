@@ -7,13 +7,13 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
-from radio import Watermark, detect_tokens
+from radio import Watermark, WatermarkConfig, detect_tokens
 from radio.detect.tape import first_occurrence
 from radio.detect.text import score_tokens
 
 
 def _wm(scheme: str = "kgw", key: int | bytes = 7, k: int = 2, vocab: int = 1000) -> Watermark:
-    return Watermark(scheme, k=k, gamma=0.25, delta=3.0, key=key, vocab_size=vocab)
+    return Watermark(WatermarkConfig(scheme, k=k, gamma=0.25, delta=3.0), key=key, vocab_size=vocab)
 
 
 def test_first_occurrence_marks_first_rows_in_order() -> None:

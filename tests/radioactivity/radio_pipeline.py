@@ -28,11 +28,10 @@ import torch
 from radio.data import CorpusConfig, GenerateConfig, MixConfig, PrepareConfig, TokenizerConfig, generate_sets, make_mix
 from radio.data import generate as generate_stage
 from radio.data import prepare as prepare_stage
-from radio.data.generate import WatermarkConfig
 from radio.data.pipeline import default_prompts
 from radio.models import PretrainConfig
 from radio.train import FinetuneConfig, finetune_stage
-from radio.watermark import WatermarkSpec
+from radio.watermark import WatermarkConfig
 
 KEY = b"radioactivity-test-key-4b1f0e9d"
 GAMMA = 0.25
@@ -66,10 +65,10 @@ class Pipeline:
     mix_rho0: Path  # k=1, rho = 0 (known / heldout are still watermarked A text)
     model_rho1: Path
     model_rho0: Path
-    watermark: WatermarkSpec  # k = 1
+    watermark: WatermarkConfig  # k = 1
     mix_phi: Path  # k=2, rho = 1, known = every training record
     model_phi: Path
-    watermark_phi: WatermarkSpec  # k = 2
+    watermark_phi: WatermarkConfig  # k = 2
     timings: dict[str, float]
 
 
@@ -152,7 +151,7 @@ def build_pipeline(root: Path) -> Pipeline:
         model_phi = timed(
             "finetune_phi", finetune_stage, finetune_config(24), prepared.base_b_dir, mix_phi / "train", root
         ).path
-    spec = WatermarkSpec(scheme="kgw", k=1, gamma=GAMMA, delta=DELTA, vocab_size=prepared.vocab_size)
+    spec = WatermarkConfig(scheme="kgw", k=1, gamma=GAMMA, delta=DELTA)
     return Pipeline(
         root=root,
         base_a=prepared.base_a_dir,

@@ -25,7 +25,7 @@ def watermarked_markov(wm: Watermark, n_texts: int, length: int, seed: int) -> l
     assert wm.k == 1
     vocab = wm.vocab_size
     green = wm.green_mask(torch.arange(vocab)[:, None]).to(torch.float64)  # (V, V): row = window
-    probs = torch.softmax(wm.spec.delta * green, dim=1)
+    probs = torch.softmax(wm.config.delta * green, dim=1)
     gen = torch.Generator().manual_seed(seed)
     tokens = torch.empty((n_texts, length), dtype=torch.int64)
     tokens[:, 0] = torch.randint(0, vocab, (n_texts,), generator=gen)

@@ -12,14 +12,14 @@ from radio_synthetic import watermarked_markov
 from radio.cli import main
 from radio.data.generate import FEATURES
 from radio.train.toy import build_toy_base
-from radio.watermark import Watermark
+from radio.watermark import Watermark, WatermarkConfig
 
 KEY = "cli-test-key-0a9f"
 VOCAB = 256
 
 
 def _split(folder: Path, prompts: list[list[int]], answers: list[list[int]], member: list[bool] | None) -> None:
-    wm = Watermark("kgw", k=1, key=KEY.encode(), vocab_size=VOCAB)
+    wm = Watermark(WatermarkConfig("kgw", k=1), key=KEY.encode(), vocab_size=VOCAB)
     records = {
         "prompt": [f"prompt {i} {folder.name}" for i in range(len(prompts))],
         "answer": [" ".join(map(str, a)) for a in answers],
@@ -41,7 +41,7 @@ def _split(folder: Path, prompts: list[list[int]], answers: list[list[int]], mem
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli")
     model = build_toy_base(root / "model", vocab_size=VOCAB, seed=0)
-    wm = Watermark("kgw", k=1, delta=4.0, key=KEY.encode(), vocab_size=VOCAB)
+    wm = Watermark(WatermarkConfig("kgw", k=1, delta=4.0), key=KEY.encode(), vocab_size=VOCAB)
     texts = watermarked_markov(wm, n_texts=60, length=40, seed=0)
     prompts, answers = [t[:8] for t in texts], [t[8:] for t in texts]
     mix = root / "mix"

@@ -10,14 +10,14 @@ import pytest
 import torch
 from radio_synthetic import CopyingModel, GreenOracle, PeekingModel, looks_uniform, uniformity, watermarked_markov
 
-from radio import Watermark, detect_tokens
+from radio import Watermark, WatermarkConfig, detect_tokens
 from radio.detect.open_model import open_model_test, pack_texts, read_texts
 from radio.detect.phi import build_phi
 from radio.detect.result import derive_key
 
 
 def _wm(key: int | bytes = 11, k: int = 1, vocab: int = 128) -> Watermark:
-    return Watermark("kgw", k=k, gamma=0.25, delta=4.0, key=key, vocab_size=vocab)
+    return Watermark(WatermarkConfig("kgw", k=k, gamma=0.25, delta=4.0), key=key, vocab_size=vocab)
 
 
 def test_pack_texts_separators_padding_and_doc_ids() -> None:

@@ -7,7 +7,7 @@ import torch
 from reference_three_bricks import reference_aaronson_choice, reference_kgw_green
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from radio import Watermark, detect_tokens
+from radio import Watermark, WatermarkConfig, detect_tokens
 from radio.watermark import plain_generation_kwargs
 
 
@@ -45,7 +45,7 @@ def _generate(model: LlamaForCausalLM, kwargs: dict, batch: int = 16, new_tokens
 @pytest.mark.parametrize("scheme", ["kgw", "aaronson"])
 def test_generated_text_is_detected_and_wrong_key_is_not(scheme: str) -> None:
     model = _tiny_llama()
-    wm = Watermark(scheme, k=2, gamma=0.25, delta=3.0, key=b"alice-key", vocab_size=1000)
+    wm = Watermark(WatermarkConfig(scheme, k=2, gamma=0.25, delta=3.0), key=b"alice-key", vocab_size=1000)
     prompts, answers = _generate(model, wm.generation_kwargs())
     res = detect_tokens(wm, answers, prompts=prompts)
     assert res.n_scored > 2500
@@ -56,14 +56,14 @@ def test_generated_text_is_detected_and_wrong_key_is_not(scheme: str) -> None:
 
 def test_plain_generation_is_not_detected() -> None:
     model = _tiny_llama()
-    wm = Watermark("kgw", key=b"alice-key", vocab_size=1000)
+    wm = Watermark(WatermarkConfig("kgw"), key=b"alice-key", vocab_size=1000)
     prompts, answers = _generate(model, plain_generation_kwargs(0.8, 0.95))
     assert detect_tokens(wm, answers, prompts=prompts).log10_pvalue > -3
 
 
 def test_aaronson_generation_is_deterministic_given_the_window() -> None:
     model = _tiny_llama()
-    wm = Watermark("aaronson", k=2, key=b"alice-key", vocab_size=1000)
+    wm = Watermark(WatermarkConfig("aaronson", k=2), key=b"alice-key", vocab_size=1000)
     _, first = _generate(model, wm.generation_kwargs(), batch=4, new_tokens=30, seed=3)
     _, second = _generate(model, wm.generation_kwargs(), batch=4, new_tokens=30, seed=3)
     assert first == second
@@ -71,7 +71,7 @@ def test_aaronson_generation_is_deterministic_given_the_window() -> None:
 
 def test_logits_wider_than_watermark_domain() -> None:
     """Model logits wider than vocab_size: ids beyond the domain are never biased and never picked by Aaronson."""
-    wm = Watermark("kgw", k=1, key=b"k", vocab_size=100, delta=5.0, top_p=1.0)
+    wm = Watermark(WatermarkConfig("kgw", k=1, delta=5.0), key=b"k", vocab_size=100, top_p=1.0)
     scores = torch.zeros(3, 128)
     input_ids = torch.tensor([[5], [6], [7]])
     out = wm.logits_processor()(input_ids, scores.clone())
@@ -79,7 +79,9 @@ def test_logits_wider_than_watermark_domain() -> None:
     probs = out.exp()
     assert torch.all(probs[:, 100:][probs[:, 100:] > 0] < probs[:, :100].max())
     assert torch.all(probs[:, :100][green] > probs[:, :100][~green].max())
-    aar = Watermark("aaronson", k=1, key=b"k", vocab_size=100).logits_processor()(input_ids, scores.clone())
+    aar = Watermark(WatermarkConfig("aaronson", k=1), key=b"k", vocab_size=100).logits_processor()(
+        input_ids, scores.clone()
+    )
     assert torch.all(aar.argmax(-1) < 100)
 
 
@@ -88,13 +90,24 @@ def test_three_bricks_generation_matches_reference_sampler() -> None:
     vocab, seed, k = 300, 99, 2
     logits = torch.randn(4, vocab, generator=torch.Generator().manual_seed(0)) * 2
     input_ids = torch.randint(0, vocab, (4, 5), generator=torch.Generator().manual_seed(1))
-    aar = Watermark("aaronson", k=k, key=seed, vocab_size=vocab, hashing="three_bricks", temperature=0.8, top_p=0.95)
+    aar = Watermark(
+        WatermarkConfig("aaronson", k=k, hashing="three_bricks"),
+        key=seed,
+        vocab_size=vocab,
+        temperature=0.8,
+        top_p=0.95,
+    )
     chosen = aar.logits_processor()(input_ids, logits.clone()).argmax(-1).tolist()
     expected = [
         reference_aaronson_choice(seed, row[-k:], logits[i], 0.8, 0.95) for i, row in enumerate(input_ids.tolist())
     ]
     assert chosen == expected
-    kgw = Watermark("kgw", k=k, gamma=0.25, delta=2.0, key=seed, vocab_size=vocab, hashing="three_bricks", top_p=1.0)
+    kgw = Watermark(
+        WatermarkConfig("kgw", k=k, gamma=0.25, delta=2.0, hashing="three_bricks"),
+        key=seed,
+        vocab_size=vocab,
+        top_p=1.0,
+    )
     out = kgw.logits_processor()(input_ids, logits.clone())
     for i, row in enumerate(input_ids.tolist()):
         green = torch.tensor([reference_kgw_green(seed, row[-k:], v, 0.25, vocab) for v in range(vocab)])

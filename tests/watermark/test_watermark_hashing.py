@@ -6,7 +6,7 @@ import pytest
 import torch
 from reference_three_bricks import reference_aaronson_score, reference_kgw_green
 
-from radio.watermark import Watermark
+from radio.watermark import Watermark, WatermarkConfig
 
 
 @pytest.mark.parametrize("scheme", ["kgw", "aaronson"])
@@ -14,7 +14,7 @@ from radio.watermark import Watermark
 @pytest.mark.parametrize("k", [0, 1, 2, 4])
 def test_vocab_view_equals_pair_view(scheme: str, hashing: str, k: int) -> None:
     vocab = 500
-    wm = Watermark(scheme, k=k, key=12345, vocab_size=vocab, hashing=hashing)
+    wm = Watermark(WatermarkConfig(scheme, k=k, hashing=hashing), key=12345, vocab_size=vocab)
     gen = torch.Generator().manual_seed(0)
     windows = torch.randint(0, vocab, (6, k), generator=gen)
     table = wm.vocab_uniforms(windows)
@@ -25,7 +25,7 @@ def test_vocab_view_equals_pair_view(scheme: str, hashing: str, k: int) -> None:
 
 
 def test_green_fraction_and_key_dependence() -> None:
-    wm = Watermark("kgw", k=2, gamma=0.25, key=b"alice", vocab_size=32000)
+    wm = Watermark(WatermarkConfig("kgw", k=2, gamma=0.25), key=b"alice", vocab_size=32000)
     windows = torch.randint(0, 32000, (64, 2), generator=torch.Generator().manual_seed(1))
     green = wm.green_mask(windows)
     assert abs(green.float().mean().item() - 0.25) < 0.005
@@ -33,14 +33,14 @@ def test_green_fraction_and_key_dependence() -> None:
     agreement = (green == other).float().mean().item()
     assert abs(agreement - (0.25**2 + 0.75**2)) < 0.01  # independent lists under another key
     # k = 0: one fixed green list whatever the context
-    fixed = Watermark("kgw", k=0, key=b"alice", vocab_size=1000)
+    fixed = Watermark(WatermarkConfig("kgw", k=0), key=b"alice", vocab_size=1000)
     assert torch.equal(fixed.green_mask(windows[:3, :0])[0], fixed.green_mask(windows[:3, :0])[2])
 
 
 @pytest.mark.parametrize("seed", [0, 42, 2**40 + 7])
 def test_three_bricks_kgw_matches_reference(seed: int) -> None:
     vocab, gamma, k = 1000, 0.25, 2
-    wm = Watermark("kgw", k=k, gamma=gamma, key=seed, vocab_size=vocab, hashing="three_bricks")
+    wm = Watermark(WatermarkConfig("kgw", k=k, gamma=gamma, hashing="three_bricks"), key=seed, vocab_size=vocab)
     gen = torch.Generator().manual_seed(seed % 1000)
     windows = torch.randint(0, vocab, (40, k), generator=gen)
     tokens = torch.randint(0, vocab, (40,), generator=gen)
@@ -56,7 +56,7 @@ def test_three_bricks_kgw_matches_reference(seed: int) -> None:
 @pytest.mark.parametrize("seed", [0, 1234])
 def test_three_bricks_aaronson_matches_reference(seed: int) -> None:
     vocab, k = 777, 3
-    wm = Watermark("aaronson", k=k, key=seed, vocab_size=vocab, hashing="three_bricks")
+    wm = Watermark(WatermarkConfig("aaronson", k=k, hashing="three_bricks"), key=seed, vocab_size=vocab)
     gen = torch.Generator().manual_seed(5)
     windows = torch.randint(0, vocab, (30, k), generator=gen)
     tokens = torch.randint(0, vocab, (30,), generator=gen)
@@ -71,7 +71,7 @@ def test_three_bricks_aaronson_matches_reference(seed: int) -> None:
 
 def test_three_bricks_requires_integer_key() -> None:
     with pytest.raises(ValueError, match="key"):
-        Watermark("kgw", key=b"bytes", vocab_size=10, hashing="three_bricks")
+        Watermark(WatermarkConfig("kgw", hashing="three_bricks"), key=b"bytes", vocab_size=10)
 
 
 @pytest.mark.parametrize(
@@ -87,13 +87,20 @@ def test_three_bricks_requires_integer_key() -> None:
     ],
 )
 def test_invalid_parameters_name_the_field(kwargs: dict, field: str) -> None:
-    params = {"key": 1, "vocab_size": 100, **kwargs}
+    runtime = {"key": 1, "vocab_size": 100, **{k: v for k, v in kwargs.items() if k in ("vocab_size", "top_p")}}
+    config = {k: v for k, v in kwargs.items() if k not in runtime}
     with pytest.raises(ValueError, match=field):
-        Watermark(**params)
+        Watermark(WatermarkConfig(**config), **runtime)
+
+
+def test_config_from_dict_rejects_unknown_keys_naming_them() -> None:
+    assert WatermarkConfig.from_dict({"scheme": "aaronson", "k": 1}).scheme == "aaronson"
+    with pytest.raises(ValueError, match="temperature"):
+        WatermarkConfig.from_dict({"temperature": 0.8})
 
 
 def test_repr_and_spec_never_show_the_key() -> None:
-    wm = Watermark("kgw", key=b"very-secret-key-material", vocab_size=100)
+    wm = Watermark(WatermarkConfig("kgw"), key=b"very-secret-key-material", vocab_size=100)
     assert "very-secret" not in repr(wm)
-    assert "very-secret" not in str(wm.spec_dict())
-    assert wm.spec_dict()["key_fingerprint"] == wm.fingerprint
+    assert "very-secret" not in str(wm.public_dict())
+    assert wm.public_dict()["key_fingerprint"] == wm.fingerprint
