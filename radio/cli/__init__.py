@@ -9,7 +9,13 @@ import sys
 from collections.abc import Sequence
 
 # Each module defines `register(subparsers)`; its handlers return the process exit code.
-_COMMAND_MODULES = ("radio.cli.detect_text", "radio.cli.pipeline", "radio.cli.train", "radio.cli.detect")
+_COMMAND_MODULES = (
+    "radio.cli.detect_text",
+    "radio.cli.pipeline",
+    "radio.cli.train",
+    "radio.cli.detect",
+    "radio.cli.replication",
+)
 
 
 class CliError(Exception):
