@@ -41,8 +41,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from radio.cache import StageOutput, run_stage
 from radio.config import require, to_dict
 from radio.data.dedup import dedup_answers
-from radio.data.inputs import input_digest
 from radio.data.prompts import Prompt, instruction_prompts, opening_prompts, prompt_pool, read_prompt_texts
+from radio.inputs import input_digest
 from radio.models.loading import check_tokenizer_fits, load_model, load_tokenizer, model_vocab_size
 from radio.watermark import Watermark, WatermarkConfig, plain_generation_kwargs
 

@@ -35,7 +35,7 @@ import datasets
 from radio.cache import StageOutput, run_stage
 from radio.config import require, to_dict
 from radio.data.generate import EmptyDatasetError
-from radio.data.inputs import input_digest
+from radio.inputs import input_digest
 
 log = logging.getLogger(__name__)
 
