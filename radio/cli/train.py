@@ -32,7 +32,8 @@ def _finetune(args: argparse.Namespace) -> int:
     for flag, path in (("--base", args.base), ("--train", args.train)):
         if not path.exists():
             raise CliError(f"{flag} {path}: not found")
-    from radio.train.finetune import finetune, finetune_stage
+    from radio.train.finetune import finetune
+    from radio.train.stage import finetune_stage
 
     if args.out is not None:
         result = finetune(cfg, args.base, args.train, args.out)

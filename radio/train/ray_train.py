@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from radio.train.config import FinetuneConfig
-from radio.train.finetune import METRICS_FILE, FinetuneError, FinetuneResult, finetune
+from radio.train.finetune import finetune
+from radio.train.result import METRICS_FILE, FinetuneError, FinetuneResult
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from datasets import Dataset
 import radio.cli
 from radio.config import ConfigError
 from radio.train import FinetuneConfig, deepspeed_config
-from radio.train.finetune import METRICS_FILE
+from radio.train.result import METRICS_FILE
 
 
 def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple:

@@ -11,7 +11,7 @@ import torch
 from finetune_helpers import load_model, logits, pattern_accuracy, tiny_cfg
 
 from radio.train import FinetuneResult, finetune
-from radio.train.finetune import METRICS_FILE, loss_decreased
+from radio.train.result import METRICS_FILE, loss_decreased
 
 
 @pytest.fixture(scope="module")

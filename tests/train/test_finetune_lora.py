@@ -9,7 +9,7 @@ from finetune_helpers import load_model, logits, tiny_cfg
 from safetensors.torch import load_file
 
 from radio.train import finetune
-from radio.train.finetune import loss_decreased
+from radio.train.result import loss_decreased
 
 TARGETS = ("q_proj", "v_proj", "down_proj")
 

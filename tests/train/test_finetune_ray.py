@@ -10,7 +10,7 @@ import pytest
 import torch
 from finetune_helpers import load_model, logits, tiny_cfg
 
-from radio.train.finetune import METRICS_FILE
+from radio.train.result import METRICS_FILE
 
 ray = pytest.importorskip("ray")
 

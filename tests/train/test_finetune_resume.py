@@ -9,7 +9,7 @@ import torch
 from finetune_helpers import load_model, tiny_cfg
 
 from radio.train import FinetuneError, finetune
-from radio.train.finetune import METRICS_FILE
+from radio.train.result import METRICS_FILE
 
 
 def test_interrupted_run_resumes_from_checkpoint(toy_base: Path, toy_data: Path, tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 from finetune_helpers import tiny_cfg
 
 from radio.cache import MANIFEST, config_hash
+from radio.inputs import input_digest
 from radio.train import finetune, finetune_stage
-from radio.train.finetune import METRICS_FILE, input_digest, stage_config
+from radio.train.result import METRICS_FILE
+from radio.train.stage import stage_config
 
 
 def test_stage_is_built_once_then_reused(toy_base: Path, toy_data: Path, tmp_path: Path) -> None:
