@@ -7,6 +7,7 @@ Heavy libraries (torch, open_clip, transformers, scikit-learn) are imported insi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -216,7 +217,10 @@ class SscdEmbedder:
             raise FileNotFoundError(f"SSCD TorchScript file: {file} not found")
         import torch
 
-        self.model = torch.jit.load(str(file), map_location=device).eval()
+        with warnings.catch_warnings():
+            # torch deprecates TorchScript, but SSCD's published descriptors are TorchScript files.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.model = torch.jit.load(str(file), map_location=device).eval()
         self.size = size
         self.device = device
         self.batch_size = batch_size
