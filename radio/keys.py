@@ -62,3 +62,21 @@ def ensure_key_file(path: str | Path) -> Path:
         handle.write(secrets.token_hex(32) + "\n")
     log.info("created a new random watermark key at %s (fingerprint %s)", path, key_fingerprint(load_key(path)))
     return path
+
+
+def check_key(key_file: str | None, fingerprint: str) -> None:
+    """Raise MissingKeyError unless this machine reads the key with `fingerprint` (a cluster node's preflight).
+
+    On a cluster every node that builds data or runs detection reads the key itself: from `key_file` on a file
+    system the nodes share, or from `RADIO_WATERMARK_KEY` in the node's own environment.
+    """
+    try:
+        key = load_key(key_file)
+    except MissingKeyError as err:
+        hint = "" if key_file else "; on a cluster, pass --key-file with a 0600 file on the shared file system"
+        raise MissingKeyError(f"{err}{hint}") from None
+    if key_fingerprint(key) != fingerprint:
+        source = f"--key-file {key_file}" if key_file else f"${KEY_ENV_VAR}"
+        raise MissingKeyError(
+            f"{source} holds another key here (fingerprint {key_fingerprint(key)}, not {fingerprint})"
+        )

@@ -7,13 +7,14 @@
 
 The key comes from --key-file or RADIO_WATERMARK_KEY; with neither, a random key is created once in
 ~/.config/radio/watermark.key (mode 0600), outside the tracking store. Only its fingerprint is recorded.
-Grid, stages and tables are declared here; the generic machinery (Ray Tune, actors, MLflow, resume) is
-`sweeps/engine.py`, the radio steps `sweeps/ablation_steps.py`, the tables `sweeps/ablation_report.py`.
+Grid, stages and tables are declared here; the generic machinery (Ray Tune, actors, MLflow, resume) is the
+package `sweeps/engine/`, the radio steps `sweeps/ablation_steps.py`, the tables `sweeps/ablation_report.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -21,12 +22,17 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from radio.cache import config_hash
-from radio.keys import KEY_ENV_VAR, ensure_key_file, key_fingerprint, load_key
+from radio.cache import config_hash, default_cache_root
+from radio.keys import KEY_ENV_VAR, check_key, ensure_key_file, key_fingerprint, load_key
 from sweeps.ablation_config import AblationConfig, load_preset
-from sweeps.ablation_report import build_report
+from sweeps.ablation_report import build_report, headline, label, summarize
 from sweeps.ablation_steps import Steps
-from sweeps.engine import Evaluation, Grid, Resources, Stage, Sweep, main
+from sweeps.engine import Evaluation, Grid, Resources, RunOptions, Stage, Sweep, main
+
+# The preset sections that change a trial's result: with the key fingerprint, they are part of every trial's id.
+# Not the grid (its points are the trial's params), the name or the resources: extending a sweep, renaming it or
+# giving it more actors finds the finished trials again.
+RESULT_SECTIONS = ("watermark", "prepare", "generate", "mix", "finetune", "detect", "models")
 
 DEFAULT_KEY_FILE = Path("~/.config/radio/watermark.key")
 
@@ -70,10 +76,10 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
     res = config.resources
     stage_resources = Resources(**res.stage)
     fingerprint = key_fingerprint(key)
+    public = config.public_dict()
     constants = {
         "key_fingerprint": fingerprint,
-        "key_file": key_file,
-        "config": config_hash(config.public_dict()),  # stages rebuild when the preset changes
+        "config": config_hash({name: public.get(name) for name in RESULT_SECTIONS}),  # stages rebuild on change
     }
     stages = [
         Stage("alice", steps.build_alice, depends_on=("config",), resources=stage_resources),
@@ -88,25 +94,27 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
         Stage("mix", steps.build_mix, depends_on=("rho", "config"), needs=("data",), resources=stage_resources),
     ]
     evaluation = Evaluation(
-        load=steps.load_actor,
+        load=lambda ctx: steps.load_actor(ctx.checkpoint, ctx.params),
         tasks=steps.tasks,
         run=steps.run_task,
         actors=res.detect_actors,
         resources=Resources(**res.detect),
+        summarize=summarize,
     )
-    grid = _grid(config)
-    varied = sorted(config.grid.vary)
     return Sweep(
         name=config.name,
-        grid=grid,
+        grid=_grid(config),
         train=steps.train,
         stages=stages,
         evaluation=evaluation,
-        report=lambda frame: build_report(frame, config.grid.base, varied),
+        report=build_report,
         resources=Resources(**res.trial),
         constants=constants,
         secrets=[key],
-        key_fingerprint=fingerprint,
+        manifest={"key_fingerprint": fingerprint},
+        label=label,
+        headline=headline,
+        preflight=functools.partial(check_key, key_file, fingerprint),
     )
 
 
@@ -118,5 +126,8 @@ def parser() -> argparse.ArgumentParser:
     return out
 
 
+DEFAULTS = RunOptions(storage_path=str(Path(".radio") / "sweeps"), cache_root=str(default_cache_root()))
+
 if __name__ == "__main__":
-    sys.exit(main(build_sweep, parser=parser()))
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # workers inherit it: no bars in the log
+    sys.exit(main(build_sweep, parser=parser(), defaults=DEFAULTS))

@@ -8,8 +8,7 @@ import re
 import pytest
 import sweeps_testlib  # noqa: F401  (import paths)
 
-from radio.config import ConfigError
-from sweeps.engine import Grid, Resources, Sweep, add_arguments, apply_args, parse_overrides, trial_id_of
+from sweeps.engine import ConfigError, Grid, Resources, Sweep, add_arguments, apply_args, parse_overrides, trial_id_of
 
 PAPER_BASE = {"rho": 0.05, "lr": 1e-4, "epochs": 2, "size": "small", "k": 2}
 PAPER_AXES = {
@@ -132,7 +131,7 @@ def test_main_dry_run_and_rejections(tmp_path, capsys):
     common = ["--storage-path", str(tmp_path / "st"), "--cache-root", str(tmp_path / "c")]
     assert main(build, ["--dry-run", "rho=0,1", *common]) == 0
     out = capsys.readouterr().out
-    assert "sweep toy: id toy-" in out and "trial(s)" in out and "(base)" in out
+    assert "sweep toy: id toy-" in out and "trial(s)" in out and "base seed=0" in out and "rho=1 seed=0" in out
     assert main(build, ["--dry-run", "lrr=1", *common]) == 2
     assert "unknown axis 'lrr'" in capsys.readouterr().err
     assert main(build, ["--dry-run", "rho=7", *common]) == 2
@@ -140,7 +139,7 @@ def test_main_dry_run_and_rejections(tmp_path, capsys):
 
 
 def test_local_token_file_is_private(tmp_path, monkeypatch):
-    from sweeps.engine import _ensure_local_token
+    from sweeps.engine.ray_session import ensure_local_token as _ensure_local_token
 
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import sweeps_testlib
 
-from radio.tracking import aggregate, line_plot
 from sweeps.engine import (
     CHECKPOINT_KEY,
     Evaluation,
@@ -24,6 +23,7 @@ from sweeps.engine import (
     TrialContext,
     run,
 )
+from sweeps.engine.tables import aggregate, line_plot
 
 ray_session = sweeps_testlib.ray_session
 SECRET = "s3cr3t-key-material-that-must-never-be-logged"
@@ -83,13 +83,13 @@ def make_sweep(workdir: Path, name: str = "toy") -> Sweep:
         result[CHECKPOINT_KEY] = str(out)
         return result
 
-    def load(checkpoint: str | None, params) -> dict:
-        return json.loads((Path(checkpoint) / "state.json").read_text())
+    def load(ctx) -> dict:
+        return json.loads((Path(ctx.checkpoint) / "state.json").read_text())
 
     def evaluate(loaded: dict, task) -> dict:
         return {"score": loaded["value"] * task["scale"], "pid": os.getpid()}
 
-    def report(frame) -> Report:
+    def report(frame, grid) -> Report:
         main = frame[frame["task"] == "main"]
         table = aggregate(main, ["a", "b"], "score")
         return Report(
@@ -109,6 +109,7 @@ def make_sweep(workdir: Path, name: str = "toy") -> Sweep:
             run=evaluate,
             actors=1,
             resources=Resources(cpu=0.5),
+            summarize=lambda rows: {"main_score": sum(r["score"] for r in rows if r["task"] == "main")},
         ),
         report=report,
         resources=Resources(cpu=0.5, workers=1, cpu_per_worker=1),
@@ -137,7 +138,7 @@ def _runs(uri: str, experiment: str) -> list:
 
 
 @pytest.mark.slow
-def test_sweep_end_to_end_rerun_and_restore(ray_session, tmp_path, capsys):
+def test_sweep_end_to_end_rerun_and_restore(ray_session, tmp_path, capfd):
     sweep = make_sweep(tmp_path)
     trials = sweep.trials()
     assert len(trials) == 6  # (1,x) (2,x) (1,y) x 2 seeds
@@ -158,7 +159,8 @@ def test_sweep_end_to_end_rerun_and_restore(ray_session, tmp_path, capsys):
             "main": outcome.params["a"] * 10 + offset + outcome.params["seed"],
             "control": 0,
         }
-    assert "score_by_point:" in capsys.readouterr().out
+    assert "score_by_point:" in capfd.readouterr().out
+    assert (Path(options.storage_path) / sweep.sweep_id() / "sweep.log").is_file()
 
     uri = options.tracking_uri
     runs = _runs(uri, "toy")
@@ -177,7 +179,8 @@ def test_sweep_end_to_end_rerun_and_restore(ray_session, tmp_path, capsys):
     assert {"tables/score_by_point.json", "tables/score_by_point.csv", "tables/score_by_point.md"} <= tables
     assert "plots/score_vs_a.png" in {f.path for f in client.list_artifacts(parent.info.run_id, "plots")}
     child = children[0]
-    assert "main.score" in child.data.metrics and child.data.params["a"] in ("1", "2")
+    assert "main_score" in child.data.metrics and child.data.params["a"] in ("1", "2")
+    assert child.info.run_name == child.data.tags["label"] and "seed=" in child.info.run_name
     assert "tables/evaluations.json" in {f.path for f in client.list_artifacts(child.info.run_id, "tables")}
     table = client.load_table(parent.info.experiment_id, "tables/score_by_point.json", [parent.info.run_id])
     assert len(table) == 3

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import sweeps_testlib  # noqa: F401  (import paths)
 
-from radio.config import ConfigError
-from sweeps.engine import Evaluation, Grid, Resources, RunOptions, Stage, StagePlan, Sweep, describe, run
+from sweeps.engine import ConfigError, Evaluation, Grid, Resources, RunOptions, Stage, StagePlan, Sweep, describe, run
 
 CALLS: list[tuple[str, dict]] = []
 
@@ -94,7 +93,7 @@ def test_dry_run_lists_trials_stages_resources(tmp_path, capsys):
         stages=make_stages(),
         resources=Resources(cpu=0.5, workers=1, cpu_per_worker=1, gpu_per_worker=1),
         constants={"key_fp": "abcd1234"},
-        evaluation=Evaluation(load=lambda c, p: None, tasks=lambda o: [], run=lambda m, t: {}, actors=2),
+        evaluation=Evaluation(load=lambda ctx: None, tasks=lambda o: [], run=lambda m, t: {}, actors=2),
     )
     options = RunOptions(storage_path=str(tmp_path / "st"), cache_root=str(tmp_path / "cache"), dry_run=True)
     text = describe(sweep, options)

@@ -1,4 +1,4 @@
-"""radio.tracking: absolute URIs, find-or-create runs, replaced tables, plots, the secret guard, summaries."""
+"""sweeps.engine.tracking and tables: absolute URIs, find-or-create runs, replaced tables, plots, secret guard."""
 
 from __future__ import annotations
 
@@ -8,16 +8,8 @@ import pandas as pd
 import pytest
 import sweeps_testlib  # noqa: F401  (import paths)
 
-from radio.tracking import (
-    SecretGuard,
-    SecretLeakError,
-    Tracker,
-    aggregate,
-    line_plot,
-    mean_std_table,
-    resolve_tracking_uri,
-    to_markdown,
-)
+from sweeps.engine.tables import aggregate, line_plot, mean_std_columns, mean_std_table, to_markdown
+from sweeps.engine.tracking import SecretGuard, SecretLeakError, Tracker, resolve_tracking_uri
 
 
 def test_resolve_tracking_uri(tmp_path, monkeypatch):
@@ -119,3 +111,15 @@ def test_summary_tables():
     assert text.splitlines()[0].startswith("| rho") and "-9.0 ± 1.4" in text
     with pytest.raises(KeyError, match="seed"):
         aggregate(frame.drop(columns="seed"), ["rho"], "log10_p")
+
+
+def test_mean_std_columns_are_numeric_and_sortable():
+    frame = pd.DataFrame(
+        {"model": ["a", "a", "b", "b", "a"], "test": ["t1", "t1", "t1", "t2", "t2"], "v": [-1.0, -3.0, -5.0, 2.0, 0.5]}
+    )
+    table = mean_std_columns(frame, "model", "test", "v")
+    assert list(table.columns) == ["model", "t1 mean", "t1 std", "t2 mean", "t2 std"]
+    row_a = table[table["model"] == "a"].iloc[0]
+    assert row_a["t1 mean"] == -2.0 and row_a["t1 std"] == pytest.approx(math.sqrt(2), abs=1e-3)
+    assert math.isnan(row_a["t2 std"])  # one replicate
+    assert table["t1 mean"].dtype.kind == "f"

@@ -1,6 +1,6 @@
-"""MLflow tracking for sweeps: one parent run per sweep, one nested run per trial, tables, plots; no secrets.
+"""MLflow writes for sweeps: one parent run per sweep, one nested run per trial, tables, plots; no secrets.
 
-Generic on purpose: nothing here knows about watermarks. Two rules shape it:
+Two rules shape it:
 
 - **One writer.** Every MLflow write of a sweep happens in ONE process, the sweep driver. Trials (Ray Tune
   trial actors, Ray Train workers, evaluation actors) return their results to the driver, which logs them.
@@ -19,14 +19,13 @@ table, text and artifact file is checked before it is written, and a match raise
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +40,10 @@ SWEEP_TAG = "sweep_id"
 TRIAL_TAG = "trial_id"
 COMPLETE_TAG = "trial_complete"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag (the UI draws the tree from it)
+NOTE_TAG = "mlflow.note.content"  # the description MLflow shows on a run's page
+REUSED_TAG = "reused_from"  # on a trial run that copies the result of an earlier sweep's run
+# MLflow 3 opens an experiment on its GenAI overview unless told it holds model-development runs.
+_EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
 _MAX_PARAM_LEN = 6000
 
@@ -210,6 +213,7 @@ class Tracker:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
             self.experiment_id = found.experiment_id
+        self.client.set_experiment_tag(self.experiment_id, *_EXPERIMENT_KIND)
 
     # -- runs ---------------------------------------------------------------------------------------------
 
@@ -251,17 +255,36 @@ class Tracker:
                 children[trial_id] = run
         return children
 
+    def completed_trial_runs(self) -> dict[str, Any]:
+        """The newest complete trial run of every trial id in the experiment, whichever sweep recorded it."""
+        found: dict[str, Any] = {}
+        for run in self._search(f"tags.{COMPLETE_TAG} = '1'"):  # oldest first: later runs overwrite
+            trial_id = run.data.tags.get(TRIAL_TAG)
+            if trial_id:
+                found[trial_id] = run
+        return found
+
     def child_run(
-        self, parent_run_id: str, sweep_id: str, trial_id: str, run_name: str | None = None
+        self,
+        parent_run_id: str,
+        sweep_id: str,
+        trial_id: str,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
     ) -> tuple[str, bool]:
         """Find-or-create the nested run of one trial; returns (run_id, already_complete)."""
         runs = self._search(f"tags.{SWEEP_TAG} = '{sweep_id}' and tags.{TRIAL_TAG} = '{trial_id}'")
         if runs:
             run = runs[0]
             return run.info.run_id, run.data.tags.get(COMPLETE_TAG) == "1"
-        tags = {SWEEP_TAG: sweep_id, TRIAL_TAG: trial_id, PARENT_TAG: parent_run_id}
-        self._check_mapping(tags, "tag")
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=run_name or trial_id)
+        all_tags = {
+            **{k: str(v) for k, v in (tags or {}).items()},
+            SWEEP_TAG: sweep_id,
+            TRIAL_TAG: trial_id,
+            PARENT_TAG: parent_run_id,
+        }
+        self._check_mapping(all_tags, "tag")
+        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name or trial_id)
         return run.info.run_id, False
 
     def is_complete(self, run_id: str) -> bool:
@@ -340,6 +363,14 @@ class Tracker:
             )
             return json.loads(Path(path).read_text())
 
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
+        """Record `data` as the file `artifact_file` of the run (replacing an earlier one of that name)."""
+        self.guard.check(data, f"artifact {artifact_file}")
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / Path(artifact_file).name
+            target.write_bytes(data)
+            self.client.log_artifact(run_id, str(target), os.path.dirname(artifact_file) or None)
+
     def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
         files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
@@ -347,12 +378,17 @@ class Tracker:
             self.guard.check_file(file, f"artifact {file.name}")
         self.client.log_artifact(run_id, str(path), artifact_path)
 
-    def log_table(self, run_id: str, frame: pd.DataFrame, name: str, directory: str = "tables") -> None:
+    def log_table(
+        self, run_id: str, frame: pd.DataFrame, name: str, directory: str = "tables", caption: str = ""
+    ) -> None:
         """Log `frame` as an MLflow table (`<directory>/<name>.json`, read by `mlflow.load_table`) plus CSV
-        and Markdown artifacts. Logging a name again REPLACES the table (MLflow's own log_table appends)."""
+        and Markdown artifacts (the Markdown opens with `caption`). Logging a name again REPLACES the table
+        (MLflow's own log_table appends)."""
+        from sweeps.engine.tables import to_markdown
+
         artifact_json = f"{directory}/{name}.json"
         csv_text = frame.to_csv(index=False)
-        markdown = to_markdown(frame)
+        markdown = (f"{caption}\n\n" if caption else "") + to_markdown(frame)
         json_text = frame.to_json(orient="split", index=False, date_format="iso")
         for text, kind in ((csv_text, "csv"), (markdown, "md"), (json_text, "json")):
             self.guard.check(text, f"table {name} ({kind})")
@@ -379,134 +415,3 @@ class Tracker:
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
         return [f.path for f in self.client.list_artifacts(run_id, path=path)]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Tables and plots
-# ----------------------------------------------------------------------------------------------------------
-
-
-def aggregate(frame: pd.DataFrame, by: Sequence[str], metric: str, over: str | None = "seed") -> pd.DataFrame:
-    """Mean, standard deviation (ddof=1; NaN for one replicate), min, max and count of `metric` per group.
-
-    `over` names the replication column (checked to exist when given): rows differing only in it are pooled.
-    """
-    if over is not None and over not in frame.columns:
-        raise KeyError(f"aggregate: replication column {over!r} not in the frame ({list(frame.columns)})")
-    missing = [c for c in [*by, metric] if c not in frame.columns]
-    if missing:
-        raise KeyError(f"aggregate: columns {missing} not in the frame ({list(frame.columns)})")
-    grouped = frame.groupby(list(by), dropna=False, sort=True)[metric]
-    table = grouped.agg(["mean", "std", "min", "max", "count"]).reset_index()
-    return table.rename(
-        columns={
-            "mean": f"{metric}_mean",
-            "std": f"{metric}_std",
-            "min": f"{metric}_min",
-            "max": f"{metric}_max",
-            "count": "n",
-        }
-    )
-
-
-def mean_std_table(
-    frame: pd.DataFrame,
-    index: str | Sequence[str],
-    columns: str | Sequence[str],
-    metric: str,
-    digits: int = 1,
-) -> pd.DataFrame:
-    """Pivot of "mean ± std" strings of `metric` over replicates: a row per `index`, a column per `columns`.
-
-    A cell with a single replicate shows the mean alone.
-    """
-    index = [index] if isinstance(index, str) else list(index)
-    columns = [columns] if isinstance(columns, str) else list(columns)
-    stats = aggregate(frame, [*index, *columns], metric, over=None)
-
-    def cell(row: Any) -> str:
-        mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
-        if row["n"] < 2 or (isinstance(std, float) and math.isnan(std)):
-            return f"{mean:.{digits}f}"
-        return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-    stats["cell"] = stats.apply(cell, axis=1)
-    table = stats.pivot_table(index=index, columns=columns, values="cell", aggfunc="first")
-    table.columns = [
-        " ".join(str(part) for part in (c if isinstance(c, tuple) else (c,))) for c in table.columns.to_list()
-    ]
-    return table.reset_index()
-
-
-def to_markdown(frame: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
-    """GitHub-style Markdown table (no `tabulate` dependency)."""
-
-    def text(value: Any) -> str:
-        if isinstance(value, float):
-            return "" if math.isnan(value) else floatfmt.format(value)
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    headers = [str(c) for c in frame.columns]
-    rows = [[text(v) for v in row] for row in frame.itertuples(index=False, name=None)]
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    out = io.StringIO()
-    out.write("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |\n")
-    out.write("|" + "|".join("-" * (w + 2) for w in widths) + "|\n")
-    for row in rows:
-        out.write("| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |\n")
-    return out.getvalue()
-
-
-def print_table(frame: pd.DataFrame, title: str | None = None, file: Any = None) -> None:
-    """Print a table to the console (Markdown layout, readable as is and pastable into a README)."""
-    import sys
-
-    stream = file or sys.stdout
-    if title:
-        stream.write(f"\n{title}\n")
-    stream.write(to_markdown(frame))
-    stream.flush()
-
-
-def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
-    """A (figure, axes) pair on the non-interactive Agg backend, safe on headless machines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height))
-    return figure, figure.add_subplot(1, 1, 1)
-
-
-def line_plot(
-    frame: pd.DataFrame,
-    x: str,
-    y: str,
-    hue: str | Sequence[str] | None = None,
-    title: str | None = None,
-    xlog: bool = False,
-    hlines: Iterable[float] = (),
-) -> Figure:
-    """Mean of `y` against `x`, one line per `hue` group, with ±1 std error bars over replicates."""
-    figure, axes = new_figure()
-    hue_cols = [] if hue is None else ([hue] if isinstance(hue, str) else list(hue))
-    groups = frame.groupby(hue_cols, dropna=False, sort=True) if hue_cols else [((), frame)]
-    for key, part in groups:
-        stats = part.groupby(x, sort=True)[y].agg(["mean", "std"]).reset_index()
-        values = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{c}={v}" for c, v in zip(hue_cols, values, strict=True))
-        errors = stats["std"].fillna(0.0)
-        axes.errorbar(stats[x], stats["mean"], yerr=errors, marker="o", capsize=3, label=label)
-    for level in hlines:
-        axes.axhline(level, color="grey", linestyle="--", linewidth=0.8)
-    if xlog:
-        axes.set_xscale("symlog")
-    axes.set_xlabel(x)
-    axes.set_ylabel(y)
-    if title:
-        axes.set_title(title)
-    if hue_cols:
-        axes.legend(fontsize="small")
-    axes.grid(alpha=0.3)
-    return figure

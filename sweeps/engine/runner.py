@@ -1,0 +1,253 @@
+"""Running a sweep: resume and reuse, stages, Tune trials or evaluation-only points, evaluation, report.
+
+Resume has three layers. (1) MLflow: a trial complete in MLflow (this sweep's, or any earlier sweep's with the
+same trial id) is not run again; recorded evaluation chunks are not redone. (2) Ray Tune: the experiment folder
+`<storage>/<sweep id>` is restored (`resume_unfinished`, `resume_errored`), so unfinished trials continue from
+their last checkpoint, and `FailureConfig(max_failures)` retries a trial whose process died. (3) The stage store:
+every stage is reused by the hash of its config and inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sweeps.engine import driver as driver_module
+from sweeps.engine.callbacks import SweepStart
+from sweeps.engine.console import LiveView, output_to_log
+from sweeps.engine.driver import Driver, make_tune_callback
+from sweeps.engine.grid import Trial
+from sweeps.engine.outcomes import Report, SweepResult, results_frame
+from sweeps.engine.ray_session import check_nodes, init_ray
+from sweeps.engine.recording import MLflowRecorder
+from sweeps.engine.stages import StagePlan, StageSummary
+from sweeps.engine.sweep import RunOptions, Sweep
+from sweeps.engine.tracking import SecretGuard, resolve_tracking_uri
+from sweeps.engine.trial import run_trial, trial_dirname
+
+log = logging.getLogger(__name__)
+
+
+def describe(sweep: Sweep, options: RunOptions | None = None) -> str:
+    """The dry-run text: trials, shared stages (with cache status) and the resources each needs."""
+    options = (options or RunOptions()).resolved()
+    trials = sweep.trials()
+    lines = [
+        f"sweep {sweep.name}: id {sweep.sweep_id()}, {len(trials)} trial(s) "
+        f"({len(sweep.grid.points())} point(s) x {len(sweep.grid.seeds)} seed(s), mode {sweep.grid.mode})",
+        f"base point: {json.dumps(dict(sweep.grid.base), default=str)}",
+        f"trial resources: {sweep.resources.describe()}; max concurrent trials {options.max_concurrent_trials}"
+        + ("" if sweep.train else " (evaluation only: no training step)"),
+        "trials:",
+    ]
+    for trial in trials:
+        lines.append(f"  {trial.trial_id}  {sweep.label_of(trial.params)}")
+    plan = StagePlan(sweep.stages, trials, sweep.constants, Path(options.cache_root or "."), sweep.manifest)
+    lines.append(f"shared stages (cache root {plan.root}):")
+    for name, instances in plan.by_stage().items():
+        stage = plan.stages[name]
+        cached = sum(1 for inst in instances if plan.is_cached(inst))
+        lines.append(
+            f"  {name}: depends on {list(stage.depends_on)}; {len(instances)} distinct, {cached} cached; "
+            f"resources {stage.resources.describe()}"
+        )
+        for inst in instances:
+            state = "cached" if plan.is_cached(inst) else "to build"
+            lines.append(
+                f"    {inst.digest} {json.dumps(inst.config, default=str)} {state}, {len(inst.trials)} trial(s)"
+            )
+    if sweep.evaluation is not None:
+        ev = sweep.evaluation
+        chunking = f", chunks of {ev.chunk_size} task(s)" if ev.chunk_size else ""
+        lines.append(f"evaluation: {ev.actors} actor(s), each {ev.resources.describe()}{chunking}")
+    lines.append(f"storage: {options.storage_path}/{sweep.sweep_id()}")
+    return "\n".join(lines)
+
+
+def _run_name(sweep: Sweep) -> str:
+    varied = [f"{a}={','.join(str(v) for v in sweep.grid.vary[a])}" for a in sweep.grid.varied_axes()]
+    return f"{sweep.name}: " + (" ".join(varied) if varied else "base point")
+
+
+def _parent_params(sweep: Sweep, trials: list[Trial]) -> dict[str, Any]:
+    return {
+        "sweep_name": sweep.name,
+        "mode": sweep.grid.mode,
+        "n_trials": len(trials),
+        "seeds": list(sweep.grid.seeds),
+        "varied_axes": sweep.grid.varied_axes(),
+        **{f"base.{k}": v for k, v in sweep.grid.base.items()},
+        **{f"const.{k}": v for k, v in sweep.constants.items()},
+    }
+
+
+def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
+    """Run (or resume) a sweep: reuse, stages, trials, evaluations, recording, report tables."""
+    start = time.perf_counter()
+    options = (options or RunOptions()).resolved()
+    if options.dry_run:
+        print(describe(sweep, options))
+        return SweepResult(sweep.sweep_id(), [], results_frame([]), None, None, None, [], [], 0.0)
+    trials = sweep.trials()
+    sweep_id = sweep.sweep_id()
+    sweep_dir = Path(str(options.storage_path)) / sweep_id
+    log_path = sweep_dir / "sweep.log"
+    labels = {t.trial_id: sweep.label_of(t.params) for t in trials}
+    with output_to_log(log_path, capture=options.verbose < 2) as console:
+        handler = _log_handler(options.verbose)
+        guard = SecretGuard()
+        for secret in sweep.secrets:
+            guard.register(secret)
+        recorder = None
+        hint = ""
+        if options.record:
+            uri = resolve_tracking_uri(options.tracking_uri)
+            recorder = MLflowRecorder(uri, options.experiment or sweep.name, guard)
+            recorder.open(sweep_id, _run_name(sweep), _parent_params(sweep, trials), labels)
+            hint = f"browse: mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else f"browse: {uri}"
+        view = LiveView(console, headline=sweep.headline, browse_hint=hint, quiet=options.verbose == 0)
+        callbacks = [*([recorder] if recorder else []), *sweep.callbacks, view]
+        driver = Driver(sweep, callbacks, recorder, labels)
+        try:
+            result = _run(sweep, options, trials, sweep_id, driver, recorder, str(log_path), start)
+        finally:
+            driver.shutdown()
+            logging.getLogger().removeHandler(handler)
+    return result
+
+
+def _log_handler(verbose: int) -> logging.Handler:
+    """Engine and library logs at INFO on stderr, which is the log file unless the run is verbose."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+def _run(
+    sweep: Sweep,
+    options: RunOptions,
+    trials: list[Trial],
+    sweep_id: str,
+    driver: Driver,
+    recorder: MLflowRecorder | None,
+    log_path: str,
+    start: float,
+) -> SweepResult:
+    done = recorder.completed(trials) if recorder is not None else {}
+    reused = []
+    for trial in trials:
+        outcome = done.get(trial.trial_id)
+        if outcome is None:
+            continue
+        driver.outcomes[trial.trial_id] = outcome
+        if outcome.reused_from:
+            reused.append(trial.trial_id)
+    todo = [t for t in trials if t.trial_id not in done]
+    driver.emit("on_sweep_start", SweepStart(sweep, sweep_id, trials, driver.labels, sorted(done), log_path))
+    for trial_id in reused:
+        driver.emit("on_trial_reused", driver.outcomes[trial_id])
+    plan = StagePlan(sweep.stages, todo, sweep.constants, Path(str(options.cache_root)), sweep.manifest)
+    stage_summary: StageSummary | None = None
+    trained: list[str] = []
+    started_ray = False
+    try:
+        if todo:
+            started_ray = init_ray(options)
+            if options.ray_address or sweep.preflight is not None:
+                n_nodes = check_nodes(Path(str(options.storage_path)), sweep.preflight)
+                driver.emit("on_progress", f"cluster check: {n_nodes} node(s) see the storage and pass preflight")
+            stage_summary = plan.run("ray", progress=lambda line: driver.emit("on_progress", line))
+            log.info(stage_summary.line())
+            if sweep.train is not None:
+                trained = _fit(sweep, todo, plan, options, sweep_id, driver)
+            else:
+                for trial in todo:
+                    driver.evaluate_only(trial, plan.per_trial[trial.trial_id])
+            driver.drain()
+        outcomes = [driver.outcomes[t.trial_id] for t in trials if t.trial_id in driver.outcomes]
+        frame = results_frame([o for o in outcomes if o.error is None])
+        report: Report | None = None
+        if sweep.report is not None and len(frame):
+            report = sweep.report(frame, sweep.grid)
+            driver.emit("on_report", report)
+        result = SweepResult(
+            sweep_id, outcomes, frame, report, stage_summary, recorder.parent if recorder else None,
+            trained, reused, time.perf_counter() - start, log_path,
+        )  # fmt: skip
+        driver.emit("on_sweep_end", result)
+    finally:
+        if started_ray:
+            import ray
+
+            driver.shutdown()
+            ray.shutdown()
+    return result
+
+
+def _fit(
+    sweep: Sweep, todo: list[Trial], plan: StagePlan, options: RunOptions, sweep_id: str, driver: Driver
+) -> list[str]:
+    """Run the Tune experiment (new or restored) and hand every finished trial to the driver."""
+    from ray import tune
+
+    # Trials keep their Ray Train runs and files under the sweep's own folder.
+    train, constants, resources = sweep.train, dict(sweep.constants), sweep.resources
+    storage = str(Path(str(options.storage_path)) / sweep_id)
+    assert train is not None
+
+    def sweep_trial(config: dict[str, Any]) -> None:
+        run_trial(config, train, constants, storage, resources)
+
+    trainable = tune.with_resources(sweep_trial, resources.bundle())
+    experiment_path = storage
+    if tune.Tuner.can_restore(experiment_path):
+        log.info("resuming the Tune experiment at %s", experiment_path)
+        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        space = [
+            {
+                "trial_id": t.trial_id,
+                "params": t.params,
+                "stages": {k: str(v) for k, v in plan.per_trial[t.trial_id].items()},
+            }
+            for t in todo
+        ]
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(space)},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=options.max_concurrent_trials,
+                reuse_actors=options.reuse_actors,
+                trial_dirname_creator=trial_dirname,
+                trial_name_creator=trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=sweep_id,
+                storage_path=options.storage_path,
+                failure_config=tune.FailureConfig(max_failures=options.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=options.checkpoints_to_keep),
+                callbacks=[make_tune_callback()],
+                verbose=1 if options.verbose >= 2 else 0,
+            ),
+        )
+    driver_module.ACTIVE = driver
+    try:
+        grid = tuner.fit()
+    finally:
+        driver_module.ACTIVE = None
+    # Reconcile: trials restored as already finished fire no callback; anything missed is handled here.
+    for result in grid:
+        config = result.config or {}
+        if "trial" not in config:
+            continue
+        error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
+        driver.trial_trained(config, result.metrics, result.checkpoint, error)
+    driver.drain()
+    return sorted(driver.ran)

@@ -1,0 +1,188 @@
+"""Shared stages: work built once per distinct value of the params and constants it depends on, before the trials.
+
+A stage instance lives in the stage store (`stage_store.py`) under `<cache root>/<stage>/<hash of config and
+inputs>`; trials and evaluations receive the folders by stage name.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from sweeps.engine.errors import ConfigError
+from sweeps.engine.grid import Trial
+from sweeps.engine.resources import Resources
+from sweeps.engine.stage_store import StageOutput, config_hash, find_complete, run_stage
+
+log = logging.getLogger(__name__)
+
+StageBuild = Callable[[Path, Mapping[str, Any], Mapping[str, Path]], Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Shared work, built once per distinct value of the params (or sweep constants) it depends on.
+
+    `build(out_dir, config, inputs)` writes into `out_dir`; `config` holds exactly the `depends_on` values;
+    `inputs` maps each stage named in `needs` (declared earlier) to its output folder. `needed` may skip the
+    stage for some trials (e.g. no generated data for a rho=0 point).
+    """
+
+    name: str
+    build: StageBuild
+    depends_on: Sequence[str] = ()
+    needs: Sequence[str] = ()
+    resources: Resources = field(default_factory=Resources)
+    needed: Callable[[Mapping[str, Any]], bool] | None = None
+
+
+@dataclass(frozen=True)
+class StageInstance:
+    """One folder of a stage: its config, the hashes of its inputs, and the trials that use it."""
+
+    stage: str
+    config: dict[str, Any]
+    inputs: dict[str, str]  # upstream stage name -> its hash
+    digest: str
+    path: Path
+    trials: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    """What a stage plan did: built (misses) and reused (hits) instances, per stage."""
+
+    hits: int
+    misses: int
+    per_stage: dict[str, tuple[int, int]]  # stage -> (hits, misses)
+
+    def line(self) -> str:
+        parts = ", ".join(f"{s}: {h} hit(s) {m} built" for s, (h, m) in self.per_stage.items())
+        return f"shared stages: {self.hits + self.misses} distinct, {self.hits} cache hit(s), {self.misses} built" + (
+            f" ({parts})" if parts else ""
+        )
+
+
+class StagePlan:
+    """The distinct stage instances a set of trials needs, and which trial uses which folder."""
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        trials: Sequence[Trial],
+        constants: Mapping[str, Any],
+        root: Path,
+        manifest: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.stages = {s.name: s for s in stages}
+        if len(self.stages) != len(stages):
+            raise ConfigError("stages: names must be unique")
+        self.root = Path(root).resolve()
+        self.manifest = dict(manifest or {})
+        self.instances: dict[tuple[str, str], StageInstance] = {}
+        self.per_trial: dict[str, dict[str, Path]] = {t.trial_id: {} for t in trials}
+        users: dict[tuple[str, str], list[str]] = {}
+        order = []
+        for stage in stages:
+            for need in stage.needs:
+                if need not in order:
+                    raise ConfigError(f"stage {stage.name}: needs {need!r}, which is not declared before it")
+            order.append(stage.name)
+        for trial in trials:
+            digests: dict[str, str] = {}
+            for stage in stages:
+                if stage.needed is not None and not stage.needed(trial.params):
+                    continue
+                missing_needs = [n for n in stage.needs if n not in digests]
+                if missing_needs:
+                    raise ConfigError(
+                        f"stage {stage.name}: trial {trial.trial_id} needs it but not its inputs {missing_needs}"
+                    )
+                config = {}
+                for dep in stage.depends_on:
+                    if dep in trial.params:
+                        config[dep] = trial.params[dep]
+                    elif dep in constants:
+                        config[dep] = constants[dep]
+                    else:
+                        raise ConfigError(f"stage {stage.name}: depends on {dep!r}, neither a param nor a constant")
+                inputs = {n: digests[n] for n in stage.needs}
+                digest = config_hash(config, inputs)
+                key = (stage.name, digest)
+                if key not in self.instances:
+                    self.instances[key] = StageInstance(
+                        stage.name, config, inputs, digest, self.root / stage.name / digest, ()
+                    )
+                users.setdefault(key, []).append(trial.trial_id)
+                digests[stage.name] = digest
+                self.per_trial[trial.trial_id][stage.name] = self.root / stage.name / digest
+        for key, ids in users.items():
+            self.instances[key] = replace(self.instances[key], trials=tuple(ids))
+
+    def by_stage(self) -> dict[str, list[StageInstance]]:
+        grouped: dict[str, list[StageInstance]] = {name: [] for name in self.stages}
+        for inst in self.instances.values():
+            grouped[inst.stage].append(inst)
+        return grouped
+
+    def is_cached(self, inst: StageInstance) -> bool:
+        return find_complete(self.root, inst.stage, inst.digest) is not None
+
+    def run(
+        self, executor: Literal["local", "ray"] = "ray", progress: Callable[[str], None] | None = None
+    ) -> StageSummary:
+        """Build every missing instance once (stage by stage; instances of one stage in parallel on Ray).
+
+        `progress` receives one line per stage that has something to build, before and after the build.
+        """
+        per_stage: dict[str, tuple[int, int]] = {}
+        for name, instances in self.by_stage().items():
+            stage = self.stages[name]
+            hits, todo = 0, []
+            for inst in instances:
+                if self.is_cached(inst):
+                    hits += 1
+                    log.info("cache hit: %s/%s (%d trial(s))", name, inst.digest, len(inst.trials))
+                else:
+                    todo.append(inst)
+            for inst in todo:
+                log.info("cache miss: %s/%s %s (%d trial(s))", name, inst.digest, inst.config, len(inst.trials))
+            started = time.perf_counter()
+            if todo and progress is not None:
+                progress(f"stage {name}: building {len(todo)} ({hits} cached)")
+            if executor == "local":
+                outputs = [_build_instance(stage, inst, self.root, self.manifest) for inst in todo]
+            else:
+                import ray
+
+                task = ray.remote(_build_instance).options(
+                    num_cpus=stage.resources.cpu, num_gpus=stage.resources.gpu, max_retries=1
+                )
+                outputs = ray.get([task.remote(stage, inst, self.root, self.manifest) for inst in todo])
+            built = sum(1 for out in outputs if not out.cached)
+            if todo and progress is not None:
+                progress(f"stage {name}: {built} built in {time.perf_counter() - started:.0f} s")
+            per_stage[name] = (hits + len(outputs) - built, built)
+        summary = StageSummary(
+            hits=sum(h for h, _ in per_stage.values()),
+            misses=sum(m for _, m in per_stage.values()),
+            per_stage=per_stage,
+        )
+        log.info(summary.line())
+        return summary
+
+
+def _build_instance(stage: Stage, inst: StageInstance, root: Path, manifest: Mapping[str, Any]) -> StageOutput:
+    upstream = {name: root / name / digest for name, digest in inst.inputs.items()}
+    return run_stage(
+        inst.stage,
+        inst.config,
+        lambda out: stage.build(out, inst.config, upstream),
+        root,
+        inputs=inst.inputs,
+        manifest=manifest,
+    )
