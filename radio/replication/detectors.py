@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from radio.replication.embedders import check_images
+from radio.replication.embedders import check_images, projected
 from radio.replication.synthetic import (
     FLAG_CANTON,
     FLAG_HEIGHT,
@@ -153,12 +153,12 @@ class ClipZeroShotDetector:
         text = self.processor(text=self.texts, return_tensors="pt", padding=True).to(self.device)
         out = []
         with torch.no_grad():
-            text_features = self.model.get_text_features(**text)
+            text_features = projected(self.model.get_text_features(**text))
             text_features = text_features / text_features.norm(dim=-1, keepdim=True)
             for start in range(0, len(images), self.batch_size):
                 batch = [Image.fromarray(img) for img in images[start : start + self.batch_size]]
                 pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device)
-                image_features = self.model.get_image_features(pixel_values=pixels)
+                image_features = projected(self.model.get_image_features(pixel_values=pixels))
                 image_features = image_features / image_features.norm(dim=-1, keepdim=True)
                 logits = self.model.logit_scale.exp() * image_features @ text_features.T
                 out.append(logits.softmax(dim=-1)[:, 0].float().cpu().numpy())

@@ -277,10 +277,14 @@ class ClipTextEmbedder:
         folder = Path(path)
         if not folder.is_dir():
             raise FileNotFoundError(f"CLIP text encoder folder: {folder} not found")
-        from transformers import AutoTokenizer, CLIPTextModelWithProjection
+        from transformers import AutoConfig, AutoTokenizer, CLIPModel, CLIPTextModelWithProjection
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        self.model = CLIPTextModelWithProjection.from_pretrained(str(folder), local_files_only=True).to(device)
+        # A full CLIPModel folder (both towers) or a text-only CLIPTextModelWithProjection folder: the projection
+        # width lives in different configs, so each is loaded as what it is.
+        self._full = AutoConfig.from_pretrained(str(folder), local_files_only=True).model_type == "clip"
+        model_class = CLIPModel if self._full else CLIPTextModelWithProjection
+        self.model = model_class.from_pretrained(str(folder), local_files_only=True).to(device)
         self.model.eval()
         self.device = device
         self.batch_size = batch_size
@@ -304,8 +308,17 @@ class ClipTextEmbedder:
                     max_length=77,
                     return_tensors="pt",
                 ).to(self.device)
-                out.append(self.model(**batch).text_embeds.float().cpu().numpy())
+                features = (
+                    projected(self.model.get_text_features(**batch)) if self._full else self.model(**batch).text_embeds
+                )
+                out.append(features.float().cpu().numpy())
         return l2_normalise(np.concatenate(out) if out else np.zeros((0, 1), np.float32))
+
+
+def projected(output: Any) -> Any:
+    """The projected features of CLIPModel.get_text_features / get_image_features: a tensor before
+    transformers 5, an output object carrying them as `pooler_output` since."""
+    return output if hasattr(output, "float") else output.pooler_output
 
 
 def nearest_caption_similarity(
