@@ -1,0 +1,116 @@
+"""The image generator protocol, its registry, and the seeding and device rules every generator follows.
+
+Seeding: image i is drawn from its own CPU `torch.Generator` seeded with seeds[i], so it depends only on
+(prompts[i], seeds[i]) and not on the batch it was generated in; chunks of seeds can therefore be scattered over
+actors and any one image regenerated alone. CPU generators also make a seed mean the same start noise on any device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+class GeneratorError(ValueError):
+    """Bad generator input (kind, folder, prompts and seeds, sampling settings); the message names it."""
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    """Text-to-image generation from (prompt, seed) pairs."""
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        *,
+        guidance_scale: float,
+        num_inference_steps: int,
+        batch_size: int = 50,
+    ) -> np.ndarray:
+        """uint8 (n, H, W, 3) images; image i depends only on (prompts[i], seeds[i]) and the settings."""
+        ...
+
+
+# A factory takes the local folder, the device (None: CUDA when available) and kind-specific options.
+GeneratorFactory = Callable[..., ImageGenerator]
+GENERATORS: dict[str, GeneratorFactory] = {}
+
+
+def register_generator(kind: str) -> Callable[[GeneratorFactory], GeneratorFactory]:
+    """Register a factory `(folder, device, **options) -> ImageGenerator` under `kind` (a decorator)."""
+
+    def wrap(factory: GeneratorFactory) -> GeneratorFactory:
+        if kind in GENERATORS:
+            raise GeneratorError(f"generator kind {kind!r} is already registered")
+        GENERATORS[kind] = factory
+        return factory
+
+    return wrap
+
+
+def load_generator(kind: str, path: str | Path, device: str | None = None, **options: object) -> ImageGenerator:
+    """The generator of `kind` ('tiny', 'sd', ...) loaded from the local folder `path` on `device`.
+
+    `device` None picks CUDA when available, else CPU. `options` go to the kind's factory (e.g. `dtype` and
+    `scheduler` for 'sd'). Nothing is downloaded.
+    """
+    # The built-in kinds register themselves on import; importing here keeps `base` free of diffusers.
+    import radio.replication.generators.sd
+    import radio.replication.generators.tiny  # noqa: F401
+
+    if kind not in GENERATORS:
+        raise GeneratorError(f"kind: unknown generator {kind!r}; known: {sorted(GENERATORS)}")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise GeneratorError(f"path: generator folder {folder} not found")
+    return GENERATORS[kind](folder, device, **options)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """`device` as a torch.device; None means CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise GeneratorError(f"device: {err}") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise GeneratorError(f"device: {device!r} requested but CUDA is not available")
+    return resolved
+
+
+def check_request(
+    prompts: Sequence[str], seeds: Sequence[int], guidance_scale: float, num_inference_steps: int, batch_size: int
+) -> None:
+    """Raise GeneratorError naming the argument that makes a generation request invalid."""
+    if isinstance(prompts, str):
+        raise GeneratorError("prompts: expected a sequence of strings, got one string")
+    if len(prompts) != len(seeds):
+        raise GeneratorError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
+    if not all(isinstance(p, str) for p in prompts):
+        raise GeneratorError("prompts: every prompt must be a string")
+    if not all(isinstance(s, int | np.integer) and 0 <= int(s) < 2**63 for s in seeds):
+        raise GeneratorError("seeds: every seed must be an integer in [0, 2**63)")
+    if not np.isfinite(guidance_scale) or guidance_scale < 0:
+        raise GeneratorError(f"guidance_scale: must be finite and >= 0, got {guidance_scale}")
+    if num_inference_steps < 1:
+        raise GeneratorError(f"num_inference_steps: must be >= 1, got {num_inference_steps}")
+    if batch_size < 1:
+        raise GeneratorError(f"batch_size: must be >= 1, got {batch_size}")
+
+
+def seeded_noise(seeds: Sequence[int], shape: tuple[int, ...]) -> torch.Tensor:
+    """Start noise (len(seeds), *shape): row i from a CPU generator seeded with seeds[i] alone."""
+    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    return torch.stack(rows) if rows else torch.empty((0, *shape))
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images in [-1, 1], (n, 3, H, W), as uint8 (n, H, W, 3)."""
+    scaled = ((images.float().clamp(-1, 1) + 1) * 127.5).round()
+    return scaled.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
