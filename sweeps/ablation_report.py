@@ -49,7 +49,7 @@ def label(params: Mapping[str, Any], grid: Grid) -> str:
     """A trial's name: `base model seed=0` for Bob's base, else what varies, e.g. `rho=0.5 k=2 seed=0`."""
     if params.get("epochs") == BASE_MODEL_EPOCHS:
         return f"base model seed={params.get('seed', 0)}"
-    text = grid.label(params)
+    text = grid.label(params).removeprefix("base ")
     return text if text.startswith("rho=") else f"rho={params['rho']:g} {text}"
 
 

@@ -23,7 +23,7 @@ SECRET = "smoke-test-secret-key-0123456789"
 
 def _command(workdir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     """The main job's command line on the smoke preset, with its own cache and storage, and its environment."""
-    env = {**os.environ, "RADIO_WATERMARK_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "RADIO_WATERMARK_KEY": SECRET, "PYTHONUNBUFFERED": "1", "RADIO_TEST_WORKDIR": str(workdir)}
     command = [
         sys.executable,
         str(REPO / "sweeps" / "ablation.py"),
@@ -77,13 +77,33 @@ def test_smoke_sweep_records_every_trial_once_and_reruns_from_cache(tmp_path: Pa
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert SECRET.encode() not in path.read_bytes(), path
 
+    assert len(first.stdout.splitlines()) <= 100, first.stdout  # the live view; Ray output is in the log file
+    assert "sweep.log" in first.stdout and "3 trained now" in first.stdout
+
+    # Extending the finished sweep trains only the new points; the new parent lists every point.
+    extended = _run(tmp_path, "rho=0,0.5,1", "lr=0.003,0.001")
+    assert extended.returncode == 0, extended.stdout[-3000:] + extended.stderr[-3000:]
+    assert "2 trained now, 3 reused" in extended.stdout, extended.stdout
+    assert "ablation_lr:" in extended.stdout
+    runs = _runs(tmp_path)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 2
+    new_parent = next(p for p in parents if p.data.tags["n_trials"] == "5")
+    listed = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == new_parent.info.run_id]
+    assert len(listed) == 5 and sum("reused_from" in r.data.tags for r in listed) == 3
+    assert {r.info.run_name for r in listed} >= {"rho=0.5 seed=0", "rho=1 lr=0.001 seed=0", "base model seed=0"}
+    tables = {a.path for a in client.list_artifacts(new_parent.info.run_id, "tables")}
+    assert "tables/ablation_lr.json" in tables and "tables/pvalues.csv" in tables
+    assert new_parent.data.metrics["controls_fpr_0.01"] <= 0.5
+    assert "log10 p" in new_parent.data.tags["mlflow.note.content"]
+
+    # The same command again: everything is recorded, nothing runs.
     start = time.perf_counter()
-    second = _run(tmp_path)
-    second_s = time.perf_counter() - start
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "already recorded in MLflow" in second.stdout
+    again = _run(tmp_path, "rho=0,0.5,1", "lr=0.003,0.001")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "5 already recorded, 0 to run" in again.stdout
     assert len(_runs(tmp_path)) == len(runs)
-    assert second_s < first_s / 2
+    assert time.perf_counter() - start < first_s / 2
 
 
 def test_dry_run_and_bad_overrides(tmp_path: Path) -> None:
@@ -112,13 +132,18 @@ def test_unknown_preset_key_is_rejected(tmp_path: Path) -> None:
 
 
 def _kill_first_train_worker(workdir: Path, sweep: subprocess.Popen, deadline: float) -> int | None:
-    """Wait for a mid-run Trainer checkpoint of the first fine-tune, then SIGKILL its Ray Train worker process."""
+    """Wait for a mid-run Trainer checkpoint of the first fine-tune, then SIGKILL its Ray Train worker process
+    (only a worker of this sweep: its environment carries this test's work folder)."""
     import psutil
 
     while time.perf_counter() < deadline and sweep.poll() is None:
         if any((workdir / "storage").glob("*/checkpoints/*/checkpoints/checkpoint-*")):
             for proc in psutil.process_iter(["pid", "cmdline"]):
-                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
+                try:
+                    mine = proc.environ().get("RADIO_TEST_WORKDIR") == str(workdir)
+                except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+                    continue
+                if mine and "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
                     proc.kill()
                     return proc.info["pid"]
         time.sleep(0.2)
