@@ -1,0 +1,138 @@
+"""The replication audit sweep: does a text-to-image model reproduce training images when a prompt holds certain
+words, and does it draw an object its training captions never named? (Naseh, Roh, Houmansadr, arXiv 2312.03692)
+
+    python sweeps/replication.py                        # embedded default (preset `tiny`): local Ray, ./mlflow.db
+    python sweeps/replication.py --preset smoke         # CI: tiny sizes, checks the plumbing
+    python sweeps/replication.py --preset dup           # duplication count x deduplication (training-time axes)
+    python sweeps/replication.py --preset sd14          # a local Stable Diffusion folder and LAION metadata, GPUs
+    python sweeps/replication.py guidance=1,3,7.5       # override any axis; --cartesian for the full product
+    python sweeps/replication.py --dry-run              # trials, shared stages and resources; starts nothing
+
+Stages, each built once per distinct dependency and cached by hash: `corpus` (the synthetic corpus: duplication
+count and seed), `dedup` (the training rows kept), `model` (the tiny model trained in its stage task, with
+checkpoints at several steps), `analysis` (filter, embed, cluster, thresholds, prompts, word pull, detector
+validation). Trials are evaluation-only points over checkpoint `step`, `guidance` and `sampler_steps` (and the
+training-time axes `duplicates` and `dedup`, which select stage instances); evaluation generates (prompt, seed
+block) chunks over actors that keep their loaded model. Grid and stages are declared here; the steps are in
+`sweeps/replication_steps.py` and `sweeps/replication_analysis.py`, the tables in `sweeps/replication_report.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from radio.cache import config_hash, default_cache_root
+from radio.config import ConfigError
+from sweeps.engine import Evaluation, Grid, Resources, RunOptions, Stage, Sweep, main
+from sweeps.replication_config import DEDUP_MODES, ReplicationConfig, load_preset
+from sweeps.replication_report import build_report, headline, label
+from sweeps.replication_steps import Steps, summarize
+
+
+def _grid(config: ReplicationConfig) -> Grid:
+    steps = sorted(config.model.saved_steps())
+
+    def has_checkpoint(step: int) -> bool:
+        if step not in steps:
+            raise ValueError(f"no checkpoint at this step; saved steps: {steps} (model.checkpoint_steps)")
+        return True
+
+    checks = {
+        "step": has_checkpoint,
+        "guidance": lambda v: v >= 0,
+        "sampler_steps": lambda v: v >= 1,
+        "duplicates": lambda v: v >= 1 if config.corpus.source == "synthetic" else v == 0,
+        "dedup": lambda v: v in DEDUP_MODES,
+    }
+    return Grid(
+        base=config.grid.base,
+        vary=config.grid.vary,
+        mode=config.grid.mode,
+        seeds=tuple(config.grid.seeds),
+        include=config.grid.include,
+        checks=checks,
+    )
+
+
+def _check_paths(config: ReplicationConfig) -> None:
+    """A model trained elsewhere: its folder and the metadata table must exist (errors name the preset field)."""
+    for field, value in (("model.path", config.model.path), ("corpus.metadata", config.corpus.metadata)):
+        if value and not Path(value).expanduser().exists():
+            raise ConfigError(f"{field}: {value} not found (set it in the preset to a local folder or file)")
+    for field, value in (("analysis.prompts_file", config.analysis.prompts_file), ("analysis.tokenizer", config.analysis.tokenizer)):  # fmt: skip
+        if value and not Path(value).expanduser().exists():
+            raise ConfigError(f"{field}: {value} not found")
+
+
+def build_sweep(args: argparse.Namespace) -> Sweep:
+    """Declare the sweep: grid, shared stages, evaluation actors and tables."""
+    config = load_preset(args.preset)
+    _check_paths(config)
+    steps = Steps(config)
+    public = config.public_dict()
+    # One hash per concern: a stage depends on the sections that change its output, every trial id on all.
+    constants = {
+        "corpus_config": config_hash(public["corpus"]),
+        "dedup_config": config_hash(public["dedup"]),
+        "model_config": config_hash({"model": public["model"]}),
+        "analysis_config": config_hash(public["analysis"]),
+        "generate_config": config_hash({k: v for k, v in public["generate"].items() if k != "device"}),
+    }
+    res = config.resources
+    stages = []
+    if config.corpus.source == "synthetic":
+        stages += [
+            Stage("corpus", steps.build_corpus, depends_on=("duplicates", "seed", "corpus_config"),
+                  resources=Resources(**res.corpus)),
+            Stage("dedup", steps.build_dedup, depends_on=("dedup", "dedup_config"), needs=("corpus",),
+                  resources=Resources(**res.corpus)),
+            Stage("model", steps.build_model, depends_on=("seed", "model_config"), needs=("dedup",),
+                  resources=Resources(**res.model)),
+            Stage("analysis", steps.build_analysis, depends_on=("analysis_config",), needs=("corpus",),
+                  resources=Resources(**res.analysis)),
+        ]  # fmt: skip
+    else:
+        stages.append(Stage("analysis", steps.build_analysis, depends_on=("analysis_config", "corpus_config"),
+                            resources=Resources(**res.analysis)))  # fmt: skip
+    evaluation = Evaluation(
+        load=steps.load,
+        tasks=steps.tasks,
+        run=steps.run,
+        actors=res.actors,
+        resources=Resources(**res.actor),
+        chunk_size=1,  # a task is already a (prompt, seed block): one recorded chunk each
+        summarize=summarize,
+        # Trials that differ only in guidance or sampler steps share a loaded checkpoint.
+        load_key=lambda ctx: (ctx.checkpoint, str(ctx.stages.get("analysis"))),
+    )
+    return Sweep(
+        name=config.name,
+        grid=_grid(config),
+        model=steps.model_path,
+        stages=stages,
+        evaluation=evaluation,
+        report=build_report,
+        constants=constants,
+        label=label,
+        headline=headline,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The sweep's own options; the engine adds overrides, --dry-run, --tracking-uri and the Ray options."""
+    out = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    out.add_argument("--preset", default="tiny", help="tiny (default), smoke, dup, sd14, or a path to a YAML file")
+    return out
+
+
+DEFAULTS = RunOptions(storage_path=str(Path(".radio") / "sweeps"), cache_root=str(default_cache_root()))
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # workers inherit it: no bars in the log
+    sys.exit(main(build_sweep, parser=parser(), defaults=DEFAULTS))

@@ -1,0 +1,257 @@
+"""Configuration of the replication sweep: one dataclass per concern, read from a preset YAML file.
+
+Unknown keys and impossible values are rejected (naming the field) before anything starts. Two sources:
+`corpus.source: synthetic` (the embedded default: a synthetic corpus and a tiny model trained here, with the
+training-time axes `duplicates` and `dedup`) and `corpus.source: table` (a LAION-style metadata table and a local
+Stable Diffusion folder: `model.kind: sd`; the training-time axes are fixed there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from radio.config import ConfigError, from_dict, load_yaml, require, to_dict
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+PRESET_PREFIX = "replication-"
+AXES = ("step", "guidance", "sampler_steps", "duplicates", "dedup")
+TRAINING_AXES = ("step", "duplicates", "dedup")  # fixed (at 0 / 0 / none) for a model trained elsewhere
+DEDUP_MODES = ("none", "exact", "near")  # radio.replication.dedup.DEDUP_MODES, without importing it here
+HEADLINE_RULE = "least-similar-member"  # DESIGN §5: the rule of the prototype's headline numbers
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The base point (every axis), the axes varied one at a time around it, extra points, and seeds.
+
+    A trial's seed is the replicate: it seeds the synthetic corpus, the training and the generation seeds.
+    """
+
+    base: dict[str, Any]
+    vary: dict[str, list[Any]] = field(default_factory=dict)
+    include: list[dict[str, Any]] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    mode: str = "one_at_a_time"
+
+    def __post_init__(self) -> None:
+        missing = sorted(set(AXES) - set(self.base))
+        unknown = sorted(set(self.base) - set(AXES))
+        require(not missing, "grid.base", f"missing axes {missing}")
+        require(not unknown, "grid.base", f"unknown axes {unknown}; known: {list(AXES)}")
+        require(self.mode in ("one_at_a_time", "cartesian"), "grid.mode", "must be one_at_a_time or cartesian")
+        require(bool(self.seeds), "grid.seeds", "needs at least one seed")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where the training data comes from: a synthetic corpus drawn here (`synthetic` holds
+    `SyntheticCorpusConfig` fields except `n_planted`, which is the `duplicates` axis), or a metadata table."""
+
+    source: Literal["synthetic", "table"] = "synthetic"
+    synthetic: dict[str, Any] = field(default_factory=dict)
+    metadata: str | None = None  # table: a Parquet / JSONL file or a datasets folder (LAION-style metadata)
+
+    def __post_init__(self) -> None:
+        require("n_planted" not in self.synthetic, "corpus.synthetic.n_planted", "is the grid axis `duplicates`")
+        require(
+            self.source != "table" or bool(self.metadata), "corpus.metadata", "a table source needs its metadata path"
+        )
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """Training-set deduplication (the `dedup` axis): the embedder and cosine threshold of `near`."""
+
+    embedder: str = "pixel"
+    threshold: float = 0.995  # pixel embeddings of augmented copies sit above it, distinct images below
+
+    def __post_init__(self) -> None:
+        require(0.0 < self.threshold <= 1.0, "dedup.threshold", f"must be in (0, 1], got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model audited: `tiny` (trained here; `t2i` holds `TinyT2IConfig` fields, checkpoints saved at
+    `checkpoint_steps` and at the last step) or `sd` (a local `StableDiffusionPipeline` folder at `path`)."""
+
+    kind: Literal["tiny", "sd"] = "tiny"
+    t2i: dict[str, Any] = field(default_factory=dict)
+    checkpoint_steps: list[int] = field(default_factory=list)
+    path: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # generator options (sd: dtype, scheduler)
+
+    def __post_init__(self) -> None:
+        require(self.kind != "sd" or bool(self.path), "model.path", "an sd model needs its local pipeline folder")
+
+    def train_steps(self) -> int:
+        """The last training step (the tiny model's `train_steps`, 0 for a model trained elsewhere)."""
+        if self.kind != "tiny":
+            return 0
+        from radio.replication.t2i import TinyT2IConfig
+
+        return TinyT2IConfig.from_dict(dict(self.t2i)).train_steps
+
+    def saved_steps(self) -> list[int]:
+        """Every step with a checkpoint (the `step` axis takes these values)."""
+        return sorted({*self.checkpoint_steps, self.train_steps()}) if self.kind == "tiny" else [0]
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """The data analysis: keyword filter, embedding, clustering, target cluster, thresholds, prompts, word pull,
+    nearest-caption similarity, object detector and its validation, the subject's training object rate.
+
+    `target`: which cluster the prompts aim at: `column:VALUE` (the cluster holding most rows whose metadata
+    column equals VALUE; the synthetic corpus marks its planted copies `group:planted`), `word:WORD` (the cluster
+    whose captions hold WORD most often) or `rank:N`.
+    """
+
+    keyword: str = "varnhagen"
+    prompt_keywords: str | None = "Elise Varnhagen"  # the keyword phrase of the prompts (default: `keyword`)
+    max_tokens: int = 77
+    tokenizer: str | None = None  # a local CLIP tokenizer folder (else the offline approximation)
+    embedder: str = "pixel"
+    embedder_args: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 32  # images are loaded at this size for the embedder
+    cluster_method: str = "auto"
+    cluster_threshold: float = 0.9
+    drop_largest: bool = False
+    min_size: int = 5
+    top_words: int = 10
+    max_clusters: int = 10
+    target: str = "column:group=planted"
+    pull_words: list[str] = field(
+        default_factory=lambda: ["almond blossom", "almond", "blossom", "sunflowers", "orchard", "irises"]
+    )
+    unrelated: str = "a red bicycle leaning against a brick wall on a rainy city street"
+    controls: dict[str, str] = field(
+        default_factory=lambda: {
+            "unrelated": "a red bicycle leaning against a brick wall on a rainy city street",
+            "painter": "Fjord in Winter by Marek Solvang, oil on canvas",
+        }
+    )
+    prompts_file: str | None = None  # JSONL / YAML prompts (kind, prompt) replacing the templates
+    subject_keyword: str = "astronaut"
+    subject_prompt: str = "an astronaut in a white spacesuit"
+    scene_prompt: str = "outer space, stars, night sky"
+    detector: str = "flag"
+    detector_args: dict[str, Any] = field(default_factory=dict)
+    object_column: str | None = "has_object"  # ground truth of the training object rate (else the detector)
+    validation: str = "synthetic"  # a labelled sample: `synthetic` (drawn here) or a table with `has_object`
+    validation_size: int = 200
+    train_object_sample: int = 2000  # subject training images run through the detector at most
+    text_embedder: str = "tfidf"
+    text_embedder_args: dict[str, Any] = field(default_factory=dict)
+    reference_max: int = 20000  # training images kept for the nearest-image grids at most
+
+    def __post_init__(self) -> None:
+        require(bool(self.keyword.strip()), "analysis.keyword", "must not be empty")
+        require(-1.0 <= self.cluster_threshold <= 1.0, "analysis.cluster_threshold", "must be a cosine in [-1, 1]")
+        require(self.min_size >= 1, "analysis.min_size", f"must be >= 1, got {self.min_size}")
+        require(self.validation_size >= 1, "analysis.validation_size", "must be >= 1")
+        kind, _, value = self.target.partition(":")
+        require(kind in ("column", "word", "rank") and bool(value), "analysis.target", "column:NAME=VALUE, word:W or rank:N")
+        if kind == "column":
+            require("=" in value, "analysis.target", f"column targets read column:NAME=VALUE, got {self.target!r}")
+        if kind == "rank":
+            require(value.isdigit() and int(value) >= 1, "analysis.target", f"rank:N needs N >= 1, got {value!r}")
+        for name in self.controls:
+            require(name.replace("-", "").replace("_", "").isalnum(), f"analysis.controls.{name}", "use a-z 0-9 - _")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Generation per trial: `samples` seeds per prompt (paired across prompts), in blocks of `block` seeds (one
+    evaluation chunk each), `batch_size` images per forward pass, `grid_images` generations per image grid."""
+
+    samples: int = 50
+    block: int = 25
+    batch_size: int = 50
+    grid_images: int = 8
+    device: str | None = "cpu"  # None: CUDA when available
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "block", "batch_size"):
+            require(getattr(self, name) >= 1, f"generate.{name}", f"must be >= 1, got {getattr(self, name)}")
+        require(self.grid_images >= 0, "generate.grid_images", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """Ray resources: each stage task (the model stage trains in its task), each evaluation actor."""
+
+    corpus: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
+    model: dict[str, float] = field(default_factory=lambda: {"cpu": 2})
+    analysis: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
+    actor: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
+    actors: int = 2
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    """Everything one replication sweep needs, from a preset file."""
+
+    name: str
+    grid: GridConfig
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    resources: ResourceConfig = field(default_factory=ResourceConfig)
+
+    def __post_init__(self) -> None:
+        trained_here = self.corpus.source == "synthetic"
+        require(
+            trained_here == (self.model.kind == "tiny"),
+            "model.kind",
+            "the synthetic corpus trains a tiny model; a metadata table goes with an sd model",
+        )
+        if trained_here:
+            from radio.replication.synthetic import SyntheticCorpusConfig
+            from radio.replication.t2i import TinyT2IConfig
+
+            try:
+                SyntheticCorpusConfig(**self.corpus.synthetic)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"corpus.synthetic: {err}") from err
+            try:
+                TinyT2IConfig.from_dict(dict(self.model.t2i))
+            except (ConfigError, ValueError) as err:
+                raise ConfigError(f"model.t2i: {err}") from err
+            last = self.model.train_steps()
+            bad = [s for s in self.model.checkpoint_steps if not 1 <= s <= last]
+            require(not bad, "model.checkpoint_steps", f"{bad} outside [1, train_steps={last}]")
+        else:
+            fixed = {"step": 0, "duplicates": 0, "dedup": "none"}
+            for axis, value in fixed.items():
+                require(
+                    self.grid.base[axis] == value and axis not in self.grid.vary,
+                    f"grid.base.{axis}",
+                    f"a model trained elsewhere has no {axis} axis: set {axis}: {value!r} and do not vary it",
+                )
+
+    def public_dict(self) -> dict[str, Any]:
+        """The whole config as plain JSON, for hashing and the parent run's params."""
+        return to_dict(self)
+
+
+def preset_path(name_or_path: str) -> Path:
+    """The file of a preset given by name (`tiny`, `smoke`, `dup`, `sd14`: sweeps/presets/replication-<name>.yaml)
+    or by path."""
+    path = Path(name_or_path)
+    if path.suffix:
+        return path
+    for candidate in (PRESET_DIR / f"{PRESET_PREFIX}{name_or_path}.yaml", PRESET_DIR / f"{name_or_path}.yaml"):
+        if candidate.is_file() and candidate.stem.startswith(PRESET_PREFIX):
+            return candidate
+    known = sorted(p.stem.removeprefix(PRESET_PREFIX) for p in PRESET_DIR.glob(f"{PRESET_PREFIX}*.yaml"))
+    raise ConfigError(f"--preset {name_or_path}: unknown preset; known: {known}, or a path to a YAML file")
+
+
+def load_preset(name_or_path: str) -> ReplicationConfig:
+    """A preset by name or path, validated."""
+    path = preset_path(name_or_path)
+    return from_dict(ReplicationConfig, load_yaml(path), where=str(path))

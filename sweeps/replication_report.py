@@ -1,0 +1,282 @@
+"""Tables, plots, gates and trial names of the replication sweep, from the engine's results frame (a row per
+(trial, prompt, seed block)) and each trial's analysis folder.
+
+Tables (issue 11 item 4; rates are fractions, intervals 95% Clopper–Pearson):
+- `clusters`: rank, size, top words with document frequencies, thresholds under each rule, the target flag;
+- `replication_by_kind`: one row per (trial, kind, prompt, rule): `kind`, `prompt`, `rule`, `n`, `replicated`,
+  `rate`, `ci_low`, `ci_high`, plus the axis values (also `replication_by_kind.csv` on the parent);
+- `object_rates`: `prompt_kind` (subject / control), `rate`, `ci_low`, `ci_high`, `train_rate` (and the training
+  interval), per trial (also `object_rates.csv`);
+- `caption_similarity`: every prompt's similarity to its nearest training caption;
+- `word_pull`: the share of each word's keyword-filtered data that lies in the target cluster;
+- `mcnemar`: exact McNemar between every two prompts of a trial, on paired seeds, per rule;
+- `detector_agreement`; `quality_gates` (each gate, its value, whether it passed).
+Plots: replication rate against duplication count, guidance scale and checkpoint step, with intervals.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sweeps.engine.grid import Grid
+from sweeps.engine.outcomes import Report, TrialOutcome
+from sweeps.engine.tables import new_figure
+from sweeps.replication_config import AXES, HEADLINE_RULE
+from sweeps.replication_steps import ANALYSIS_JSON, bits_to_flags
+
+TRIAL_COLUMNS = [*AXES, "seed"]
+CONTROL_MAX = 0.02
+AGREEMENT_MIN = 0.80
+TARGET_MAX_RANK = 3
+DESCRIPTION = """Replication audit (Naseh, Roh, Houmansadr, arXiv 2312.03692): does the model reproduce a training
+image when the prompt holds certain words, and does it draw an object its training captions never named?
+
+Tables (artifacts `tables/`, also MLflow tables; rates are fractions with 95% Clopper–Pearson intervals):
+- `replication_by_kind`: per trial, prompt kind, prompt and threshold rule: generations `n`, `replicated`, `rate`,
+  `ci_low`, `ci_high` (also `replication_by_kind.csv`). Every rule is logged: the rule moves the headline.
+- `object_rates`: the object's rate in generations of the subject prompt and of the same-scene control, against
+  its rate in the subject's training images (`train_rate`; also `object_rates.csv`).
+- `clusters`, `caption_similarity`, `word_pull`, `mcnemar` (paired seeds), `detector_agreement`.
+- `quality_gates`: controls at most 2% replication, detector agreement at least 80%, target cluster in the top 3.
+Image grids (per trial, `files/grids/`): generations on top, each one's nearest training image below.
+"""
+
+
+def label(params: Mapping[str, Any], grid: Grid) -> str:
+    """A trial's name: the axes off the base point and the seed, e.g. `guidance=7.5 seed=0`."""
+    return grid.label(params)
+
+
+def headline(outcome: TrialOutcome) -> str:
+    """The console line when a trial lands: headline-rule rates of the five kinds and the object rates."""
+    metrics = outcome.metrics
+    parts = []
+    for key, short in (("short-related", "short"), ("keywords", "kw"), ("cooccurring-without-keywords", "cooc")):
+        value = metrics.get(f"rate/{HEADLINE_RULE}/{key}")
+        if isinstance(value, float):
+            parts.append(f"{short} {value:.0%}")
+    for role in ("subject", "control"):
+        value = metrics.get(f"object_rate/{role}")
+        if isinstance(value, float):
+            parts.append(f"object/{role} {value:.0%}")
+    return ", ".join(parts)
+
+
+def _interval(hits: int, n: int) -> tuple[float, float, float]:
+    from radio.replication.stats import clopper_pearson
+
+    if n <= 0:
+        return float("nan"), float("nan"), float("nan")
+    ci = clopper_pearson(int(hits), int(n))
+    return ci.rate, ci.ci_low, ci.ci_high
+
+
+def _rules(frame: pd.DataFrame) -> list[str]:
+    return [c.split(":", 1)[1] for c in frame.columns if c.startswith("replicated:")]
+
+
+def _axes(frame: pd.DataFrame) -> list[str]:
+    return [c for c in TRIAL_COLUMNS if c in frame.columns]
+
+
+def replication_by_kind(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, kind, prompt, rule), counts summed over seed blocks."""
+    axes = _axes(frame)
+    records = []
+    for keys, part in frame.groupby([*axes, "prompt_index", "kind", "prompt"], sort=True, dropna=False):
+        values = dict(zip([*axes, "prompt_index", "kind", "prompt"], keys, strict=True))
+        n = int(part["generated"].sum())
+        for rule in _rules(frame):
+            hits = int(part[f"replicated:{rule}"].sum())
+            rate, low, high = _interval(hits, n)
+            records.append({**{a: values[a] for a in axes}, "kind": values["kind"], "prompt": values["prompt"],
+                            "rule": rule, "n": n, "replicated": hits, "rate": rate, "ci_low": low, "ci_high": high})  # fmt: skip
+    return pd.DataFrame.from_records(records)
+
+
+def _analyses(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each distinct analysis folder's `analysis.json` (skipped when the folder is gone: a reused trial from an
+    earlier cache root)."""
+    out = {}
+    for folder in sorted(set(frame.get("analysis_dir", pd.Series(dtype=str)).dropna())):
+        path = Path(folder) / ANALYSIS_JSON
+        if path.is_file():
+            out[folder] = json.loads(path.read_text())
+    return out
+
+
+def object_rates(frame: pd.DataFrame, analyses: Mapping[str, dict[str, Any]]) -> pd.DataFrame:
+    """The object's rate per trial and role (subject / control) against its training rate."""
+    if "object_role" not in frame.columns:
+        return pd.DataFrame(columns=["prompt_kind", "rate", "ci_low", "ci_high", "train_rate"])
+    axes = _axes(frame)
+    part = frame[frame["object_role"].notna()]
+    records = []
+    for keys, group in part.groupby([*axes, "object_role", "prompt", "analysis_dir"], sort=True, dropna=False):
+        values = dict(zip([*axes, "object_role", "prompt", "analysis_dir"], keys, strict=True))
+        n = int(group["generated"].sum())
+        hits = int(group["objects"].sum())
+        rate, low, high = _interval(hits, n)
+        train = analyses.get(values["analysis_dir"], {}).get("training_objects", {})
+        records.append({**{a: values[a] for a in axes}, "prompt_kind": values["object_role"],
+                        "prompt": values["prompt"], "n": n, "objects": hits, "rate": rate, "ci_low": low,
+                        "ci_high": high, "train_rate": train.get("rate", float("nan")),
+                        "train_ci_low": train.get("ci_low", float("nan")),
+                        "train_ci_high": train.get("ci_high", float("nan")), "train_n": train.get("n", 0)})  # fmt: skip
+    table = pd.DataFrame.from_records(records)
+    if len(table):  # subject before control within a trial
+        table = table.sort_values([*axes, "prompt_kind"], ascending=[True] * len(axes) + [False]).reset_index(
+            drop=True
+        )
+    return table
+
+
+def mcnemar_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Exact McNemar between every two prompts of a trial on the same seeds, per rule."""
+    from radio.replication.stats import mcnemar_exact
+
+    axes = _axes(frame)
+    records = []
+    for keys, trial in frame.groupby(axes, sort=True, dropna=False):
+        values = dict(zip(axes, keys if isinstance(keys, tuple) else (keys,), strict=True))
+        for rule in _rules(frame):
+            flags = {}
+            for kind, part in trial.sort_values("seed_start").groupby("kind", sort=False):
+                flags[kind] = np.concatenate([bits_to_flags(b) for b in part[f"flags:{rule}"]])
+            for a, b in itertools.combinations(sorted(flags), 2):
+                if len(flags[a]) != len(flags[b]):
+                    continue
+                test = mcnemar_exact(flags[a], flags[b])
+                records.append({**values, "rule": rule, "kind_a": a, "kind_b": b, "n_pairs": test.n_pairs,
+                                "n_ab": test.n_ab, "n_ba": test.n_ba, "rate_a": test.rate_a, "rate_b": test.rate_b,
+                                "pvalue": test.pvalue, "log10_pvalue": test.log10_pvalue})  # fmt: skip
+    return pd.DataFrame.from_records(records)
+
+
+def _analysis_tables(analyses: Mapping[str, dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """clusters, caption_similarity, word_pull and detector_agreement, one block per analysis folder."""
+    clusters, similarity, pull, agree = [], [], [], []
+    for folder, data in analyses.items():
+        tag = {"analysis": Path(folder).name}
+        for c in data["clusters"]:
+            clusters.append({**tag, "rank": c["rank"], "size": c["size"], "target": c["target"],
+                             "top_words": ", ".join(f"{w} ({f:.2f})" for w, f in c["top_words"]),
+                             **{f"threshold:{r}": t["value"] for r, t in c["thresholds"].items()}})  # fmt: skip
+        for p in data["prompts"]:
+            similarity.append({**tag, "kind": p["kind"], "prompt": p["prompt"],
+                               "similarity": p["nearest_caption_similarity"], "nearest_caption": p["nearest_caption"],
+                               "text_embedder": data["text_embedder"]})  # fmt: skip
+        pull.extend({**tag, **row} for row in data["word_pull"])
+        agree.append({**tag, **data["detector_agreement"]})
+    return {"clusters": pd.DataFrame(clusters), "caption_similarity": pd.DataFrame(similarity),
+            "word_pull": pd.DataFrame(pull), "detector_agreement": pd.DataFrame(agree)}  # fmt: skip
+
+
+def quality_gates(by_kind: pd.DataFrame, analyses: Mapping[str, dict[str, Any]]) -> pd.DataFrame:
+    """The three gates, one row each (controls: one row per rule), with the worst value over trials."""
+    rows = []
+    controls = by_kind[by_kind["kind"].str.startswith("control-")] if len(by_kind) else by_kind
+    for rule, part in controls.groupby("rule", sort=True) if len(controls) else []:
+        worst = part.loc[part["rate"].idxmax()]
+        rows.append({"gate": f"controls <= 2% ({rule})", "value": float(worst["rate"]), "limit": CONTROL_MAX,
+                     "passed": bool(worst["rate"] <= CONTROL_MAX), "worst": str(worst["kind"])})  # fmt: skip
+    if analyses:
+        accuracies = [(Path(f).name, d["detector_agreement"]["accuracy"]) for f, d in analyses.items()]
+        name, low = min(accuracies, key=lambda x: x[1])
+        rows.append({"gate": "detector agreement >= 80%", "value": float(low), "limit": AGREEMENT_MIN,
+                     "passed": bool(low >= AGREEMENT_MIN), "worst": name})  # fmt: skip
+        ranks = [(Path(f).name, d["target"]["rank"]) for f, d in analyses.items()]
+        name, rank = max(ranks, key=lambda x: x[1])
+        rows.append({"gate": "target cluster in top 3", "value": float(rank), "limit": float(TARGET_MAX_RANK),
+                     "passed": bool(rank <= TARGET_MAX_RANK), "worst": name})  # fmt: skip
+    return pd.DataFrame.from_records(rows, columns=["gate", "value", "limit", "passed", "worst"])
+
+
+def _rate_plot(by_kind: pd.DataFrame, axis: str, rule: str = HEADLINE_RULE) -> Any:
+    """Replication rate against `axis` under `rule`, one line per kind, with Clopper–Pearson intervals."""
+    figure, axes = new_figure(7, 4.5)
+    part = by_kind[by_kind["rule"] == rule]
+    for kind, group in part.groupby("kind", sort=True):
+        stats = group.groupby(axis, sort=True).agg(replicated=("replicated", "sum"), n=("n", "sum")).reset_index()
+        cis = [_interval(h, n) for h, n in zip(stats["replicated"], stats["n"], strict=True)]
+        rate = np.array([c[0] for c in cis])
+        err = np.array([[r - c[1] for r, c in zip(rate, cis, strict=True)], [c[2] - r for r, c in zip(rate, cis, strict=True)]])
+        axes.errorbar(stats[axis].astype(str) if axis == "dedup" else stats[axis], rate, yerr=err, marker="o",
+                      capsize=3, label=kind)  # fmt: skip
+    axes.set_xlabel(axis)
+    axes.set_ylabel(f"replication rate ({rule})")
+    axes.set_ylim(-0.02, 1.02)
+    axes.legend(fontsize="x-small")
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def _cell(rate: float, low: float, high: float) -> str:
+    if math.isnan(rate):
+        return ""
+    return f"{100 * rate:.0f}% [{100 * low:.0f}-{100 * high:.0f}]"
+
+
+def _display(by_kind: pd.DataFrame, objects: pd.DataFrame, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Short console versions: rules as columns of "rate [ci]" cells, one row per (trial, kind)."""
+    out = {}
+    varied = [a for a in _axes(frame) if frame[a].nunique() > 1]
+    if len(by_kind):
+        shown = by_kind.assign(cell=[_cell(r, lo, hi) for r, lo, hi in by_kind[["rate", "ci_low", "ci_high"]].to_numpy()])
+        wide = shown.pivot_table(index=[*varied, "kind"], columns="rule", values="cell", aggfunc="first")
+        n = shown.groupby([*varied, "kind"])["n"].first()
+        out["replication_by_kind"] = wide.assign(n=n).reset_index()
+    if len(objects):
+        table = objects.assign(
+            rate=[_cell(r, lo, hi) for r, lo, hi in objects[["rate", "ci_low", "ci_high"]].to_numpy()],
+            train_rate=[_cell(r, lo, hi) for r, lo, hi in objects[["train_rate", "train_ci_low", "train_ci_high"]].to_numpy()],
+        )
+        out["object_rates"] = table[[*varied, "prompt_kind", "n", "rate", "train_rate"]]
+    return out
+
+
+def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
+    """Every table, plot, gate and CSV of the sweep."""
+    analyses = _analyses(frame)
+    by_kind = replication_by_kind(frame)
+    objects = object_rates(frame, analyses)
+    tables = {"replication_by_kind": by_kind, "object_rates": objects, **_analysis_tables(analyses)}
+    tables["mcnemar"] = mcnemar_table(frame)
+    gates = quality_gates(by_kind, analyses)
+    tables["quality_gates"] = gates
+    figures = {}
+    for axis in ("duplicates", "guidance", "step", "dedup", "sampler_steps"):
+        if axis in frame.columns and frame[axis].nunique() > 1:
+            figures[f"replication_vs_{axis}"] = _rate_plot(by_kind, axis)
+    failed = gates[~gates["passed"]]["gate"].tolist() if len(gates) else []
+    description = DESCRIPTION + (
+        f"\n**Quality gates failed: {', '.join(failed)}.**\n" if failed else "\nAll quality gates passed.\n"
+    )
+    metrics = {"gates_failed": float(len(failed))}
+    artifacts = {}
+    for name in ("replication_by_kind", "object_rates"):
+        buffer = io.StringIO()
+        tables[name].to_csv(buffer, index=False)
+        artifacts[f"{name}.csv"] = buffer.getvalue().encode()
+    return Report(
+        tables={k: v for k, v in tables.items() if len(v.columns)},
+        figures=figures,
+        console=["replication_by_kind", "object_rates", "quality_gates"],
+        display={**_display(by_kind, objects, frame), "quality_gates": gates[["gate", "value", "passed"]]},
+        captions={
+            "replication_by_kind": "Rates are fractions; ci_low/ci_high: 95% Clopper-Pearson. Console: % [95% CI].",
+            "object_rates": "The object's rate in generations vs in the subject's training images (train_rate).",
+        },
+        artifacts=artifacts,
+        metrics=metrics,
+        description=description,
+    )

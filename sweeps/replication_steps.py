@@ -1,0 +1,302 @@
+"""The replication sweep's steps: the shared stages (corpus, dedup, model, analysis) and the evaluation actor.
+
+Stage folders hold plain files (Parquet, PNG, NumPy, JSON); nothing crosses processes but paths. The analysis
+stage writes `analysis.json` (clusters, thresholds under every rule, prompts, nearest-caption similarity, word
+pull, detector agreement, the subject's training object rate) and `arrays.npz` (the target cluster's member
+embeddings, and the reference set for the nearest-training-image grids). An evaluation task is a (prompt, seed
+block); its row holds per-rule replication counts and per-seed flags (bit strings, for McNemar on paired seeds).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sweeps.engine import Artifact, EvalContext, TrialOutcome
+from sweeps.replication_config import ReplicationConfig
+
+ANALYSIS_JSON = "analysis.json"
+ARRAYS = "arrays.npz"
+KEPT = "kept.npy"
+SEED_STRIDE = 1_000_000  # generation seeds of replicate s: s * SEED_STRIDE + 0 .. samples - 1
+OBJECT_ROLES = {"control-subject": "subject", "control-scene": "control"}
+
+
+def _json(path: Path, payload: Any) -> None:
+    from radio.stats.results import json_safe
+
+    path.write_text(json.dumps(json_safe(payload), indent=2))
+
+
+def _bits(flags: np.ndarray) -> str:
+    return "".join("1" if f else "0" for f in np.asarray(flags, dtype=bool))
+
+
+def bits_to_flags(text: str) -> np.ndarray:
+    """The boolean array of a row's bit string (`"0110"`)."""
+    return np.frombuffer(str(text).encode(), dtype=np.uint8) == ord("1")
+
+
+def _png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image), mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_grid(generated: np.ndarray, nearest: np.ndarray, scale: int = 3, pad: int = 2) -> bytes:
+    """A PNG of two rows: generations on top, each one's nearest training image below (nearest-neighbour
+    upscaled by `scale`, so that 32x32 images are visible)."""
+    n, height, width, _ = generated.shape
+    h, w = height * scale, width * scale
+    canvas = np.full((2 * h + 3 * pad, n * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    for row, images in enumerate((generated, nearest)):
+        for col, image in enumerate(images):
+            big = np.kron(image, np.ones((scale, scale, 1), dtype=np.uint8)) if scale > 1 else image
+            top, left = pad + row * (h + pad), pad + col * (w + pad)
+            canvas[top : top + h, left : left + w] = big[:h, :w]
+    return _png(canvas)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The stage builds and evaluation functions of one sweep configuration (picklable: Ray ships it)."""
+
+    config: ReplicationConfig
+
+    # -- corpus and dedup --------------------------------------------------------------------------------------
+
+    def corpus_dir(self, inputs: Mapping[str, Path]) -> Path:
+        """The corpus of the analysis and of training: the corpus stage's folder or the preset's metadata table."""
+        if self.config.corpus.source == "synthetic":
+            return Path(inputs["corpus"])
+        return Path(str(self.config.corpus.metadata)).expanduser()
+
+    def build_corpus(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
+        """Draw the synthetic corpus with `duplicates` planted copies, seeded by the replicate seed."""
+        from radio.replication.synthetic import SyntheticCorpusConfig, build_synthetic_corpus
+
+        synthetic = SyntheticCorpusConfig(**self.config.corpus.synthetic, n_planted=int(config["duplicates"]))
+        build_synthetic_corpus(out_dir, synthetic, seed=int(config["seed"]))
+        return {"rows": synthetic.n_generic + 3 * synthetic.n_painter_works + synthetic.n_planted
+                + synthetic.n_confounders + synthetic.n_subject + synthetic.n_scene}  # fmt: skip
+
+    def build_dedup(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
+        """The training rows kept by the dedup option (`kept.npy`), with how many planted copies survive."""
+        from radio.replication.corpus import load_corpus
+        from radio.replication.dedup import deduplicate
+        from radio.replication.embedders import get_embedder
+
+        corpus = load_corpus(inputs["corpus"])
+        mode = str(config["dedup"])
+        images = corpus.load_images() if mode != "none" else None
+        embeddings = get_embedder(self.config.dedup.embedder).embed(images) if mode == "near" else None
+        rows = images if images is not None else np.zeros(len(corpus))
+        kept = deduplicate(mode, images=rows if mode != "near" else None, embeddings=embeddings,
+                           threshold=self.config.dedup.threshold)  # fmt: skip
+        np.save(out_dir / KEPT, kept)
+        groups = corpus.frame["group"].to_numpy() if "group" in corpus.frame else np.array([""] * len(corpus))
+        counts = {"rows": len(corpus), "kept": int(kept.size), "planted_kept": int((groups[kept] == "planted").sum())}
+        _json(out_dir / "dedup.json", {"mode": mode, **counts})
+        return counts
+
+    # -- model --------------------------------------------------------------------------------------------------
+
+    def build_model(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
+        """Train the tiny model on the kept rows, with checkpoints `step-NNNNNN/` at every saved step.
+
+        Trains in this stage task (a Ray task holding the model stage's CPUs), so that every trial sharing the
+        (corpus, dedup) pair reuses one training; torch uses the task's CPUs.
+        """
+        from radio.replication.corpus import load_corpus
+        from radio.replication.t2i import TinyT2IConfig, train_tiny_t2i
+
+        corpus = load_corpus(inputs["corpus"])
+        kept = np.load(Path(inputs["dedup"]) / KEPT)
+        threads = max(1, int(self.config.resources.model.get("cpu", 1)))
+        t2i = replace(TinyT2IConfig.from_dict(dict(self.config.model.t2i)), threads=threads)
+        images = corpus.load_images(kept, size=t2i.image_size)
+        captions = [corpus.captions[i] for i in kept]
+        result = train_tiny_t2i(captions, images, out_dir, t2i, seed=int(config["seed"]),
+                                checkpoint_steps=self.config.model.checkpoint_steps)  # fmt: skip
+        # The resume state is only for an interrupted build; a complete stage folder does not need it.
+        import shutil
+
+        shutil.rmtree(out_dir / "resume", ignore_errors=True)
+        return {"train_rows": len(captions), "final_loss": result["final_loss"], "seconds": result["seconds"]}
+
+    def model_path(self, params: Mapping[str, Any], stages: Mapping[str, Path]) -> str:
+        """The checkpoint a trial evaluates: the model stage's `step-NNNNNN` folder, or the preset's sd folder."""
+        if self.config.model.kind != "tiny":
+            return str(Path(str(self.config.model.path)).expanduser())
+        from radio.replication.t2i import checkpoint_dir
+
+        return str(checkpoint_dir(stages["model"], int(params["step"])))
+
+    # -- analysis -----------------------------------------------------------------------------------------------
+
+    def build_analysis(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
+        """Filter, embed, cluster, rank; thresholds under every rule; prompts; word pull; caption similarity;
+        detector agreement; the subject's training object rate (see `replication_analysis.analyse`)."""
+        from sweeps.replication_analysis import analyse
+
+        started = time.perf_counter()
+        summary = analyse(self.config, self.corpus_dir(inputs), out_dir, seed=int(config.get("seed", 0)))
+        return {**summary, "seconds": round(time.perf_counter() - started, 1)}
+
+    # -- evaluation ---------------------------------------------------------------------------------------------
+
+    def tasks(self, outcome: TrialOutcome) -> list[dict[str, Any]]:
+        """One task per (prompt, seed block), every prompt on the same seeds (paired for McNemar)."""
+        analysis = json.loads((Path(outcome.stages["analysis"]) / ANALYSIS_JSON).read_text())
+        generate = self.config.generate
+        first = int(outcome.params.get("seed", 0)) * SEED_STRIDE
+        out = []
+        for index, prompt in enumerate(analysis["prompts"]):
+            for start in range(0, generate.samples, generate.block):
+                out.append({"prompt_index": index, "kind": prompt["kind"], "prompt": prompt["prompt"],
+                            "seed_start": first + start, "n": min(generate.block, generate.samples - start)})  # fmt: skip
+        return out
+
+    def load(self, ctx: EvalContext) -> dict[str, Any]:
+        """The actor's state for one checkpoint: generator, embedder, detector, target cluster and references."""
+        from radio.replication.corpus import load_corpus
+        from radio.replication.detectors import get_detector
+        from radio.replication.embedders import get_embedder
+        from radio.replication.generators import load_generator
+
+        analysis_dir = Path(ctx.stages["analysis"])
+        analysis = json.loads((analysis_dir / ANALYSIS_JSON).read_text())
+        arrays = np.load(analysis_dir / ARRAYS)
+        options = dict(self.config.model.options) if self.config.model.kind == "sd" else {}
+        generator = load_generator(self.config.model.kind, str(ctx.checkpoint), device=self.config.generate.device,
+                                   **options)  # fmt: skip
+        corpus = load_corpus(self.corpus_dir({k: Path(v) for k, v in ctx.stages.items()}), check_images=False)
+        cfg = self.config.analysis
+        return {
+            "generator": generator,
+            "embedder": get_embedder(cfg.embedder, **cfg.embedder_args),
+            "detector": get_detector(cfg.detector, **cfg.detector_args),
+            "thresholds": {rule: t["value"] for rule, t in analysis["target"]["thresholds"].items()},
+            "members": arrays["members"],
+            "reference": arrays["reference"],
+            "reference_rows": arrays["reference_rows"],
+            "corpus": corpus,
+            "params": ctx.params,
+            "analysis_dir": str(analysis_dir),
+        }
+
+    def run(self, loaded: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+        """Generate a seed block of one prompt, score it against the target cluster under every rule, run the
+        detector on the object prompts, and on the first block of each prompt draw its image grid."""
+        from radio.replication.thresholds import max_similarity, score_generations
+
+        params = loaded["params"]
+        seeds = list(range(int(task["seed_start"]), int(task["seed_start"]) + int(task["n"])))
+        started = time.perf_counter()
+        images = loaded["generator"].generate(
+            [task["prompt"]] * len(seeds),
+            seeds,
+            guidance_scale=float(params["guidance"]),
+            num_inference_steps=int(params["sampler_steps"]),
+            batch_size=self.config.generate.batch_size,
+        )
+        seconds = time.perf_counter() - started
+        embedded = loaded["embedder"].embed(images)
+        scores = score_generations(embedded, loaded["members"], loaded["thresholds"])
+        row: dict[str, Any] = {
+            "generated": len(seeds),
+            "generate_s": round(seconds, 3),
+            "score_mean": float(scores.scores.mean()),
+            "score_max": float(scores.scores.max()),
+            "analysis_dir": loaded["analysis_dir"],
+        }
+        for i, rule in enumerate(scores.rules):
+            row[f"replicated:{rule}"] = int(scores.flags[i].sum())
+            row[f"flags:{rule}"] = _bits(scores.flags[i])
+        role = OBJECT_ROLES.get(str(task["kind"]))
+        if role is not None:
+            found = np.asarray(loaded["detector"].detect(images), dtype=bool)
+            row.update({"object_role": role, "objects": int(found.sum()), "object_flags": _bits(found)})
+        first_block = int(task["seed_start"]) % SEED_STRIDE == 0
+        k = min(self.config.generate.grid_images, len(images))
+        if first_block and k:
+            reference = loaded["reference"]
+            sims = embedded[:k] @ reference.T
+            nearest_rows = loaded["reference_rows"][sims.argmax(axis=1)]
+            size = images.shape[1]
+            nearest = loaded["corpus"].load_images(nearest_rows, size=size)
+            del max_similarity  # imported for symmetry with the scorer; the grid uses the reference set
+            row["grid"] = Artifact(f"grids/prompt-{int(task['prompt_index']):02d}-{task['kind']}.png",
+                                   image_grid(images[:k], nearest))  # fmt: skip
+        return row
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """A trial's headline metrics: replication rate per kind under every rule, object rates per role."""
+    out: dict[str, float] = {}
+    by_kind: dict[tuple[str, str], list[int]] = {}
+    objects: dict[str, list[int]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key.startswith("replicated:"):
+                rule = key.split(":", 1)[1]
+                acc = by_kind.setdefault((str(row["kind"]), rule), [0, 0])
+                acc[0] += int(value)
+                acc[1] += int(row["generated"])
+        if row.get("object_role"):
+            acc = objects.setdefault(str(row["object_role"]), [0, 0])
+            acc[0] += int(row["objects"])
+            acc[1] += int(row["generated"])
+    for (kind, rule), (hits, n) in by_kind.items():
+        out[f"rate/{rule}/{kind}"] = hits / n if n else float("nan")
+    for role, (hits, n) in objects.items():
+        out[f"object_rate/{role}"] = hits / n if n else float("nan")
+    out["generated"] = float(sum(int(r.get("generated", 0)) for r in rows))
+    return out
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A dataclass as a dict (for JSON)."""
+    return asdict(value)
+
+
+def validation_sample(config: ReplicationConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's labelled validation sample: (images, has_object). `synthetic` draws fresh subject and scene
+    images (a seed the training corpus never used); otherwise a table with `image_path` and `has_object`."""
+    cfg = config.analysis
+    if cfg.validation == "synthetic":
+        import tempfile
+
+        from radio.replication.corpus import load_corpus
+        from radio.replication.synthetic import SyntheticCorpusConfig, build_synthetic_corpus
+
+        n_scene = max(1, cfg.validation_size // 4)
+        synthetic = SyntheticCorpusConfig(n_generic=0, n_painter_works=0, n_planted=1, n_confounders=0,
+                                          n_subject=cfg.validation_size - n_scene, n_scene=n_scene)  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            corpus = load_corpus(build_synthetic_corpus(tmp, synthetic, seed=10_000 + seed))
+            keep = np.flatnonzero(corpus.frame["group"].to_numpy() != "planted")
+            images = corpus.load_images(keep, size=cfg.image_size)
+            labels = corpus.frame["has_object"].to_numpy(dtype=bool)[keep]
+        return images, labels
+    from radio.replication.corpus import load_corpus
+
+    corpus = load_corpus(Path(cfg.validation).expanduser())
+    if "has_object" not in corpus.frame.columns:
+        raise ValueError(f"{corpus.source}: the validation table needs a boolean column 'has_object'")
+    rows = np.arange(min(len(corpus), cfg.validation_size))
+    return corpus.load_images(rows, size=cfg.image_size), corpus.frame["has_object"].to_numpy(dtype=bool)[rows]
+
+
+def sequence_of(values: Sequence[Any]) -> list[Any]:
+    """A plain list (JSON)."""
+    return list(values)
