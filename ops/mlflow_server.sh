@@ -58,3 +58,7 @@ if kill -0 "$server_pid" 2> /dev/null; then
 fi
 kill "$server_pid" 2> /dev/null || true
 wait "$server_pid" || true
+if [ "$(ps -o pgid= -p $$ | tr -d ' ')" = "$$" ]; then
+  trap - EXIT
+  kill -- "-$$" 2> /dev/null || true  # what the server left in this script's process group (job runners)
+fi

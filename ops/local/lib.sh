@@ -68,9 +68,11 @@ check_mlflow() { python "$(repo_root)/ops/local/check_mlflow.py" "$@"; }
 
 # Fail if the watermark key (read from KEYFILE, never put on a command line) appears in any file under DIRS.
 check_key_absent() {
-  local keyfile="$1" hits
+  local keyfile="$1" hits="" file
   shift
-  hits="$(grep -rlF -f "$keyfile" -- "$@" 2> /dev/null | grep -vxF -- "$keyfile" || true)"
-  [ -z "$hits" ] || die "the watermark key appears in: $hits"
+  while IFS= read -r file; do
+    [ "$file" -ef "$keyfile" ] || hits="$hits $file"
+  done < <(grep -rlF -f "$keyfile" -- "$@" 2> /dev/null || true)
+  [ -z "$hits" ] || die "the watermark key appears in:$hits"
   say "key secrecy: the key appears in no file under $*"
 }

@@ -112,6 +112,8 @@ def test_cluster_config_mlflow_server_is_started_once_and_stopped(name):
     assert "--port=6379" in head[start_ray]
     assert any("/dev/tcp/127.0.0.1/5000" in c for c in head[start_mlflow:]), "wait until MLflow answers"
     for c in commands:
+        # Ray runs each command as `bash --login -c -i '...  && (COMMAND)'`: a leading "(" makes "((", arithmetic.
+        assert not c.lstrip().startswith("("), c
         if "ulimit -n" in c:
             assert "ulimit -n 65536 ||" in c, "a refused ulimit says so"
 
