@@ -56,15 +56,15 @@ def label(params: Mapping[str, Any], grid: Grid) -> str:
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     """A trial's headline metrics: log10 p of each test; wrong-key mean / min / max; tokens scored; utility.
 
-    Named so that MLflow's chart view shows the headline first: `log10p_<test>` (no section), then the
-    `wrong_key/` and `tokens/` sections.
+    Named so that MLflow's chart view, which orders sections by name, shows the headline first: `log10p/<test>`,
+    then `tokens/`, `utility/` and `wrong_key/`.
     """
     out: dict[str, float] = {}
     wrong: dict[str, list[float]] = {}
     for row in rows:
         if row.get("test") == "utility":
             if _finite(row.get("heldout_perplexity")):
-                out["heldout_perplexity"] = float(row["heldout_perplexity"])
+                out["utility/heldout_perplexity"] = float(row["heldout_perplexity"])
             continue
         name = str(row.get("name") or row.get("test"))
         value = row.get("log10_pvalue")
@@ -73,9 +73,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
                 wrong.setdefault(name, []).append(float(value))
             continue
         if _finite(value):
-            out[f"log10p_{name}"] = float(value)
+            out[f"log10p/{name}"] = float(value)
         if _finite(row.get("n_scored")):
-            out[f"tokens/n_scored_{name}"] = float(row["n_scored"])
+            out[f"tokens/{name}"] = float(row["n_scored"])
     for name, values in wrong.items():
         out[f"wrong_key/{name}_mean"] = sum(values) / len(values)
         out[f"wrong_key/{name}_min"] = min(values)
@@ -85,8 +85,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def headline(outcome: TrialOutcome) -> str:
     """The console line of a finished trial: each test's log10 p, then perplexity."""
-    tests = [f"{k.removeprefix('log10p_')} {v:.1f}" for k, v in outcome.metrics.items() if k.startswith("log10p_")]
-    ppl = outcome.metrics.get("heldout_perplexity")
+    tests = [f"{k.removeprefix('log10p/')} {v:.1f}" for k, v in outcome.metrics.items() if k.startswith("log10p/")]
+    ppl = outcome.metrics.get("utility/heldout_perplexity")
     return "log10 p: " + ", ".join(tests) + (f"; ppl {ppl:.0f}" if _finite(ppl) else "")
 
 

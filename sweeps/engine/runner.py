@@ -108,7 +108,7 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
             uri = resolve_tracking_uri(options.tracking_uri)
             recorder = MLflowRecorder(uri, options.experiment or sweep.name, guard)
             recorder.open(sweep_id, _run_name(sweep), _parent_params(sweep, trials), labels)
-            hint = f"browse: mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else f"browse: {uri}"
+            hint = _browse_hint(uri, recorder.tracker.experiment_id, recorder.parent)
         view = LiveView(console, headline=sweep.headline, browse_hint=hint, quiet=options.verbose == 0)
         callbacks = [*([recorder] if recorder else []), *sweep.callbacks, view]
         driver = Driver(sweep, callbacks, recorder, labels)
@@ -118,6 +118,14 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
             driver.shutdown()
             logging.getLogger().removeHandler(handler)
     return result
+
+
+def _browse_hint(uri: str, experiment_id: str, parent: str | None) -> str:
+    """How to open this sweep's parent run in MLflow's runs view (not the GenAI overview MLflow 3 opens on)."""
+    page = f"#/experiments/{experiment_id}/runs/{parent}?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"browse: {uri.rstrip('/')}/{page}"
+    return f"browse: mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000/{page}"
 
 
 def _log_handler(verbose: int) -> logging.Handler:
