@@ -65,7 +65,10 @@ def _check_paths(config: ReplicationConfig) -> None:
     for field, value in (("model.path", config.model.path), ("corpus.metadata", config.corpus.metadata)):
         if value and not Path(value).expanduser().exists():
             raise ConfigError(f"{field}: {value} not found (set it in the preset to a local folder or file)")
-    for field, value in (("analysis.prompts_file", config.analysis.prompts_file), ("analysis.tokenizer", config.analysis.tokenizer)):  # fmt: skip
+    for field, value in (
+        ("analysis.prompts_file", config.analysis.prompts_file),
+        ("analysis.tokenizer", config.analysis.tokenizer),
+    ):
         if value and not Path(value).expanduser().exists():
             raise ConfigError(f"{field}: {value} not found")
 
@@ -88,18 +91,43 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
     stages = []
     if config.corpus.source == "synthetic":
         stages += [
-            Stage("corpus", steps.build_corpus, depends_on=("duplicates", "seed", "corpus_config"),
-                  resources=Resources(**res.corpus)),
-            Stage("dedup", steps.build_dedup, depends_on=("dedup", "dedup_config"), needs=("corpus",),
-                  resources=Resources(**res.corpus)),
-            Stage("model", steps.build_model, depends_on=("seed", "model_config"), needs=("dedup",),
-                  resources=Resources(**res.model)),
-            Stage("analysis", steps.build_analysis, depends_on=("analysis_config",), needs=("corpus",),
-                  resources=Resources(**res.analysis)),
-        ]  # fmt: skip
+            Stage(
+                "corpus",
+                steps.build_corpus,
+                depends_on=("duplicates", "seed", "corpus_config"),
+                resources=Resources(**res.corpus),
+            ),
+            Stage(
+                "dedup",
+                steps.build_dedup,
+                depends_on=("dedup", "dedup_config"),
+                needs=("corpus",),
+                resources=Resources(**res.corpus),
+            ),
+            Stage(
+                "model",
+                steps.build_model,
+                depends_on=("seed", "model_config"),
+                needs=("corpus", "dedup"),
+                resources=Resources(**res.model),
+            ),
+            Stage(
+                "analysis",
+                steps.build_analysis,
+                depends_on=("analysis_config",),
+                needs=("corpus",),
+                resources=Resources(**res.analysis),
+            ),
+        ]
     else:
-        stages.append(Stage("analysis", steps.build_analysis, depends_on=("analysis_config", "corpus_config"),
-                            resources=Resources(**res.analysis)))  # fmt: skip
+        stages.append(
+            Stage(
+                "analysis",
+                steps.build_analysis,
+                depends_on=("analysis_config", "corpus_config"),
+                resources=Resources(**res.analysis),
+            )
+        )
     evaluation = Evaluation(
         load=steps.load,
         tasks=steps.tasks,

@@ -78,8 +78,15 @@ def _object_training(config: ReplicationConfig, corpus: Any, detector: Any) -> d
         flags = np.asarray(detector.detect(corpus.load_images(rows, size=cfg.image_size)), dtype=bool)
         source = f"detector {detector.name} on {rows.size} images"
     interval = clopper_pearson(int(flags.sum()), int(flags.size))
-    return {"n": int(flags.size), "objects": int(flags.sum()), "rate": interval.rate, "ci_low": interval.ci_low,
-            "ci_high": interval.ci_high, "source": source, "subject_rows": rows}  # fmt: skip
+    return {
+        "n": int(flags.size),
+        "objects": int(flags.sum()),
+        "rate": interval.rate,
+        "ci_low": interval.ci_low,
+        "ci_high": interval.ci_high,
+        "source": source,
+        "subject_rows": rows,
+    }
 
 
 def analyse(config: ReplicationConfig, corpus_path: Path, out_dir: Path, seed: int = 0) -> dict[str, Any]:
@@ -115,13 +122,15 @@ def analyse(config: ReplicationConfig, corpus_path: Path, out_dir: Path, seed: i
     clusters = []
     for cluster in ranked[: max(cfg.max_clusters, target.rank)]:
         thresholds = cluster_thresholds(embeddings, cluster.members)
-        clusters.append({
-            "rank": cluster.rank,
-            "size": cluster.size,
-            "target": cluster.rank == target.rank,
-            "top_words": top_words(filtered, cluster.members, k=cfg.top_words, exclude=exclude),
-            "thresholds": {r: {"value": t.value, "definition": t.definition} for r, t in thresholds.items()},
-        })  # fmt: skip
+        clusters.append(
+            {
+                "rank": cluster.rank,
+                "size": cluster.size,
+                "target": cluster.rank == target.rank,
+                "top_words": top_words(filtered, cluster.members, k=cfg.top_words, exclude=exclude),
+                "thresholds": {r: {"value": t.value, "definition": t.definition} for r, t in thresholds.items()},
+            }
+        )
     target_entry = next(c for c in clusters if c["target"])
     prompts = _prompts(config, target_entry["top_words"])
 
@@ -143,8 +152,11 @@ def analyse(config: ReplicationConfig, corpus_path: Path, out_dir: Path, seed: i
 
     # Reference set of the image grids: the keyword-filtered rows and the subject's rows (capped).
     reference_rows = np.unique(np.concatenate([rows, subject_rows]))[: cfg.reference_max]
-    reference = embedder.embed(corpus.load_images(reference_rows, size=cfg.image_size)) if cfg.embedder != "column" \
-        else corpus.embeddings(reference_rows)  # fmt: skip
+    reference = (
+        embedder.embed(corpus.load_images(reference_rows, size=cfg.image_size))
+        if cfg.embedder != "column"
+        else corpus.embeddings(reference_rows)
+    )
     np.savez_compressed(
         out_dir / ARRAYS,
         members=embeddings[target.members].astype(np.float32),
@@ -157,7 +169,7 @@ def analyse(config: ReplicationConfig, corpus_path: Path, out_dir: Path, seed: i
         "n_corpus": len(corpus),
         "keyword": cfg.keyword,
         "n_filtered": int(rows.size),
-        "n_clusters_total": int(len(np.unique(labels))),
+        "n_clusters_total": len(np.unique(labels)),
         "clusters": clusters,
         "target": {"rank": target.rank, "size": target.size, "thresholds": target_entry["thresholds"]},
         "prompts": prompts,

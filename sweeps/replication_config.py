@@ -152,7 +152,9 @@ class AnalysisConfig:
         require(self.min_size >= 1, "analysis.min_size", f"must be >= 1, got {self.min_size}")
         require(self.validation_size >= 1, "analysis.validation_size", "must be >= 1")
         kind, _, value = self.target.partition(":")
-        require(kind in ("column", "word", "rank") and bool(value), "analysis.target", "column:NAME=VALUE, word:W or rank:N")
+        require(
+            kind in ("column", "word", "rank") and bool(value), "analysis.target", "column:NAME=VALUE, word:W or rank:N"
+        )
         if kind == "column":
             require("=" in value, "analysis.target", f"column targets read column:NAME=VALUE, got {self.target!r}")
         if kind == "rank":

@@ -98,8 +98,19 @@ def replication_by_kind(frame: pd.DataFrame) -> pd.DataFrame:
         for rule in _rules(frame):
             hits = int(part[f"replicated:{rule}"].sum())
             rate, low, high = _interval(hits, n)
-            records.append({**{a: values[a] for a in axes}, "kind": values["kind"], "prompt": values["prompt"],
-                            "rule": rule, "n": n, "replicated": hits, "rate": rate, "ci_low": low, "ci_high": high})  # fmt: skip
+            records.append(
+                {
+                    **{a: values[a] for a in axes},
+                    "kind": values["kind"],
+                    "prompt": values["prompt"],
+                    "rule": rule,
+                    "n": n,
+                    "replicated": hits,
+                    "rate": rate,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
     return pd.DataFrame.from_records(records)
 
 
@@ -127,16 +138,25 @@ def object_rates(frame: pd.DataFrame, analyses: Mapping[str, dict[str, Any]]) ->
         hits = int(group["objects"].sum())
         rate, low, high = _interval(hits, n)
         train = analyses.get(values["analysis_dir"], {}).get("training_objects", {})
-        records.append({**{a: values[a] for a in axes}, "prompt_kind": values["object_role"],
-                        "prompt": values["prompt"], "n": n, "objects": hits, "rate": rate, "ci_low": low,
-                        "ci_high": high, "train_rate": train.get("rate", float("nan")),
-                        "train_ci_low": train.get("ci_low", float("nan")),
-                        "train_ci_high": train.get("ci_high", float("nan")), "train_n": train.get("n", 0)})  # fmt: skip
+        records.append(
+            {
+                **{a: values[a] for a in axes},
+                "prompt_kind": values["object_role"],
+                "prompt": values["prompt"],
+                "n": n,
+                "objects": hits,
+                "rate": rate,
+                "ci_low": low,
+                "ci_high": high,
+                "train_rate": train.get("rate", float("nan")),
+                "train_ci_low": train.get("ci_low", float("nan")),
+                "train_ci_high": train.get("ci_high", float("nan")),
+                "train_n": train.get("n", 0),
+            }
+        )
     table = pd.DataFrame.from_records(records)
     if len(table):  # subject before control within a trial
-        table = table.sort_values([*axes, "prompt_kind"], ascending=[True] * len(axes) + [False]).reset_index(
-            drop=True
-        )
+        table = table.sort_values([*axes, "prompt_kind"], ascending=[True] * len(axes) + [False]).reset_index(drop=True)
     return table
 
 
@@ -156,9 +176,21 @@ def mcnemar_table(frame: pd.DataFrame) -> pd.DataFrame:
                 if len(flags[a]) != len(flags[b]):
                     continue
                 test = mcnemar_exact(flags[a], flags[b])
-                records.append({**values, "rule": rule, "kind_a": a, "kind_b": b, "n_pairs": test.n_pairs,
-                                "n_ab": test.n_ab, "n_ba": test.n_ba, "rate_a": test.rate_a, "rate_b": test.rate_b,
-                                "pvalue": test.pvalue, "log10_pvalue": test.log10_pvalue})  # fmt: skip
+                records.append(
+                    {
+                        **values,
+                        "rule": rule,
+                        "kind_a": a,
+                        "kind_b": b,
+                        "n_pairs": test.n_pairs,
+                        "n_ab": test.n_ab,
+                        "n_ba": test.n_ba,
+                        "rate_a": test.rate_a,
+                        "rate_b": test.rate_b,
+                        "pvalue": test.pvalue,
+                        "log10_pvalue": test.log10_pvalue,
+                    }
+                )
     return pd.DataFrame.from_records(records)
 
 
@@ -168,17 +200,35 @@ def _analysis_tables(analyses: Mapping[str, dict[str, Any]]) -> dict[str, pd.Dat
     for folder, data in analyses.items():
         tag = {"analysis": Path(folder).name}
         for c in data["clusters"]:
-            clusters.append({**tag, "rank": c["rank"], "size": c["size"], "target": c["target"],
-                             "top_words": ", ".join(f"{w} ({f:.2f})" for w, f in c["top_words"]),
-                             **{f"threshold:{r}": t["value"] for r, t in c["thresholds"].items()}})  # fmt: skip
+            clusters.append(
+                {
+                    **tag,
+                    "rank": c["rank"],
+                    "size": c["size"],
+                    "target": c["target"],
+                    "top_words": ", ".join(f"{w} ({f:.2f})" for w, f in c["top_words"]),
+                    **{f"threshold:{r}": t["value"] for r, t in c["thresholds"].items()},
+                }
+            )
         for p in data["prompts"]:
-            similarity.append({**tag, "kind": p["kind"], "prompt": p["prompt"],
-                               "similarity": p["nearest_caption_similarity"], "nearest_caption": p["nearest_caption"],
-                               "text_embedder": data["text_embedder"]})  # fmt: skip
+            similarity.append(
+                {
+                    **tag,
+                    "kind": p["kind"],
+                    "prompt": p["prompt"],
+                    "similarity": p["nearest_caption_similarity"],
+                    "nearest_caption": p["nearest_caption"],
+                    "text_embedder": data["text_embedder"],
+                }
+            )
         pull.extend({**tag, **row} for row in data["word_pull"])
         agree.append({**tag, **data["detector_agreement"]})
-    return {"clusters": pd.DataFrame(clusters), "caption_similarity": pd.DataFrame(similarity),
-            "word_pull": pd.DataFrame(pull), "detector_agreement": pd.DataFrame(agree)}  # fmt: skip
+    return {
+        "clusters": pd.DataFrame(clusters),
+        "caption_similarity": pd.DataFrame(similarity),
+        "word_pull": pd.DataFrame(pull),
+        "detector_agreement": pd.DataFrame(agree),
+    }
 
 
 def quality_gates(by_kind: pd.DataFrame, analyses: Mapping[str, dict[str, Any]]) -> pd.DataFrame:
@@ -187,17 +237,38 @@ def quality_gates(by_kind: pd.DataFrame, analyses: Mapping[str, dict[str, Any]])
     controls = by_kind[by_kind["kind"].str.startswith("control-")] if len(by_kind) else by_kind
     for rule, part in controls.groupby("rule", sort=True) if len(controls) else []:
         worst = part.loc[part["rate"].idxmax()]
-        rows.append({"gate": f"controls <= 2% ({rule})", "value": float(worst["rate"]), "limit": CONTROL_MAX,
-                     "passed": bool(worst["rate"] <= CONTROL_MAX), "worst": str(worst["kind"])})  # fmt: skip
+        rows.append(
+            {
+                "gate": f"controls <= 2% ({rule})",
+                "value": float(worst["rate"]),
+                "limit": CONTROL_MAX,
+                "passed": bool(worst["rate"] <= CONTROL_MAX),
+                "worst": str(worst["kind"]),
+            }
+        )
     if analyses:
         accuracies = [(Path(f).name, d["detector_agreement"]["accuracy"]) for f, d in analyses.items()]
         name, low = min(accuracies, key=lambda x: x[1])
-        rows.append({"gate": "detector agreement >= 80%", "value": float(low), "limit": AGREEMENT_MIN,
-                     "passed": bool(low >= AGREEMENT_MIN), "worst": name})  # fmt: skip
+        rows.append(
+            {
+                "gate": "detector agreement >= 80%",
+                "value": float(low),
+                "limit": AGREEMENT_MIN,
+                "passed": bool(low >= AGREEMENT_MIN),
+                "worst": name,
+            }
+        )
         ranks = [(Path(f).name, d["target"]["rank"]) for f, d in analyses.items()]
         name, rank = max(ranks, key=lambda x: x[1])
-        rows.append({"gate": "target cluster in top 3", "value": float(rank), "limit": float(TARGET_MAX_RANK),
-                     "passed": bool(rank <= TARGET_MAX_RANK), "worst": name})  # fmt: skip
+        rows.append(
+            {
+                "gate": "target cluster in top 3",
+                "value": float(rank),
+                "limit": float(TARGET_MAX_RANK),
+                "passed": bool(rank <= TARGET_MAX_RANK),
+                "worst": name,
+            }
+        )
     return pd.DataFrame.from_records(rows, columns=["gate", "value", "limit", "passed", "worst"])
 
 
@@ -209,9 +280,17 @@ def _rate_plot(by_kind: pd.DataFrame, axis: str, rule: str = HEADLINE_RULE) -> A
         stats = group.groupby(axis, sort=True).agg(replicated=("replicated", "sum"), n=("n", "sum")).reset_index()
         cis = [_interval(h, n) for h, n in zip(stats["replicated"], stats["n"], strict=True)]
         rate = np.array([c[0] for c in cis])
-        err = np.array([[r - c[1] for r, c in zip(rate, cis, strict=True)], [c[2] - r for r, c in zip(rate, cis, strict=True)]])
-        axes.errorbar(stats[axis].astype(str) if axis == "dedup" else stats[axis], rate, yerr=err, marker="o",
-                      capsize=3, label=kind)  # fmt: skip
+        err = np.array(
+            [[r - c[1] for r, c in zip(rate, cis, strict=True)], [c[2] - r for r, c in zip(rate, cis, strict=True)]]
+        )
+        axes.errorbar(
+            stats[axis].astype(str) if axis == "dedup" else stats[axis],
+            rate,
+            yerr=err,
+            marker="o",
+            capsize=3,
+            label=kind,
+        )
     axes.set_xlabel(axis)
     axes.set_ylabel(f"replication rate ({rule})")
     axes.set_ylim(-0.02, 1.02)
@@ -231,14 +310,18 @@ def _display(by_kind: pd.DataFrame, objects: pd.DataFrame, frame: pd.DataFrame) 
     out = {}
     varied = [a for a in _axes(frame) if frame[a].nunique() > 1]
     if len(by_kind):
-        shown = by_kind.assign(cell=[_cell(r, lo, hi) for r, lo, hi in by_kind[["rate", "ci_low", "ci_high"]].to_numpy()])
+        shown = by_kind.assign(
+            cell=[_cell(r, lo, hi) for r, lo, hi in by_kind[["rate", "ci_low", "ci_high"]].to_numpy()]
+        )
         wide = shown.pivot_table(index=[*varied, "kind"], columns="rule", values="cell", aggfunc="first")
         n = shown.groupby([*varied, "kind"])["n"].first()
         out["replication_by_kind"] = wide.assign(n=n).reset_index()
     if len(objects):
         table = objects.assign(
             rate=[_cell(r, lo, hi) for r, lo, hi in objects[["rate", "ci_low", "ci_high"]].to_numpy()],
-            train_rate=[_cell(r, lo, hi) for r, lo, hi in objects[["train_rate", "train_ci_low", "train_ci_high"]].to_numpy()],
+            train_rate=[
+                _cell(r, lo, hi) for r, lo, hi in objects[["train_rate", "train_ci_low", "train_ci_high"]].to_numpy()
+            ],
         )
         out["object_rates"] = table[[*varied, "prompt_kind", "n", "rate", "train_rate"]]
     return out

@@ -12,8 +12,8 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +86,14 @@ class Steps:
 
         synthetic = SyntheticCorpusConfig(**self.config.corpus.synthetic, n_planted=int(config["duplicates"]))
         build_synthetic_corpus(out_dir, synthetic, seed=int(config["seed"]))
-        return {"rows": synthetic.n_generic + 3 * synthetic.n_painter_works + synthetic.n_planted
-                + synthetic.n_confounders + synthetic.n_subject + synthetic.n_scene}  # fmt: skip
+        return {
+            "rows": synthetic.n_generic
+            + 3 * synthetic.n_painter_works
+            + synthetic.n_planted
+            + synthetic.n_confounders
+            + synthetic.n_subject
+            + synthetic.n_scene
+        }
 
     def build_dedup(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
         """The training rows kept by the dedup option (`kept.npy`), with how many planted copies survive."""
@@ -100,8 +106,9 @@ class Steps:
         images = corpus.load_images() if mode != "none" else None
         embeddings = get_embedder(self.config.dedup.embedder).embed(images) if mode == "near" else None
         rows = images if images is not None else np.zeros(len(corpus))
-        kept = deduplicate(mode, images=rows if mode != "near" else None, embeddings=embeddings,
-                           threshold=self.config.dedup.threshold)  # fmt: skip
+        kept = deduplicate(
+            mode, images=rows if mode != "near" else None, embeddings=embeddings, threshold=self.config.dedup.threshold
+        )
         np.save(out_dir / KEPT, kept)
         groups = corpus.frame["group"].to_numpy() if "group" in corpus.frame else np.array([""] * len(corpus))
         counts = {"rows": len(corpus), "kept": int(kept.size), "planted_kept": int((groups[kept] == "planted").sum())}
@@ -125,8 +132,14 @@ class Steps:
         t2i = replace(TinyT2IConfig.from_dict(dict(self.config.model.t2i)), threads=threads)
         images = corpus.load_images(kept, size=t2i.image_size)
         captions = [corpus.captions[i] for i in kept]
-        result = train_tiny_t2i(captions, images, out_dir, t2i, seed=int(config["seed"]),
-                                checkpoint_steps=self.config.model.checkpoint_steps)  # fmt: skip
+        result = train_tiny_t2i(
+            captions,
+            images,
+            out_dir,
+            t2i,
+            seed=int(config["seed"]),
+            checkpoint_steps=self.config.model.checkpoint_steps,
+        )
         # The resume state is only for an interrupted build; a complete stage folder does not need it.
         import shutil
 
@@ -162,8 +175,15 @@ class Steps:
         out = []
         for index, prompt in enumerate(analysis["prompts"]):
             for start in range(0, generate.samples, generate.block):
-                out.append({"prompt_index": index, "kind": prompt["kind"], "prompt": prompt["prompt"],
-                            "seed_start": first + start, "n": min(generate.block, generate.samples - start)})  # fmt: skip
+                out.append(
+                    {
+                        "prompt_index": index,
+                        "kind": prompt["kind"],
+                        "prompt": prompt["prompt"],
+                        "seed_start": first + start,
+                        "n": min(generate.block, generate.samples - start),
+                    }
+                )
         return out
 
     def load(self, ctx: EvalContext) -> dict[str, Any]:
@@ -177,8 +197,9 @@ class Steps:
         analysis = json.loads((analysis_dir / ANALYSIS_JSON).read_text())
         arrays = np.load(analysis_dir / ARRAYS)
         options = dict(self.config.model.options) if self.config.model.kind == "sd" else {}
-        generator = load_generator(self.config.model.kind, str(ctx.checkpoint), device=self.config.generate.device,
-                                   **options)  # fmt: skip
+        generator = load_generator(
+            self.config.model.kind, str(ctx.checkpoint), device=self.config.generate.device, **options
+        )
         corpus = load_corpus(self.corpus_dir({k: Path(v) for k, v in ctx.stages.items()}), check_images=False)
         cfg = self.config.analysis
         return {
@@ -197,7 +218,7 @@ class Steps:
     def run(self, loaded: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
         """Generate a seed block of one prompt, score it against the target cluster under every rule, run the
         detector on the object prompts, and on the first block of each prompt draw its image grid."""
-        from radio.replication.thresholds import max_similarity, score_generations
+        from radio.replication.thresholds import score_generations
 
         params = loaded["params"]
         seeds = list(range(int(task["seed_start"]), int(task["seed_start"]) + int(task["n"])))
@@ -234,9 +255,9 @@ class Steps:
             nearest_rows = loaded["reference_rows"][sims.argmax(axis=1)]
             size = images.shape[1]
             nearest = loaded["corpus"].load_images(nearest_rows, size=size)
-            del max_similarity  # imported for symmetry with the scorer; the grid uses the reference set
-            row["grid"] = Artifact(f"grids/prompt-{int(task['prompt_index']):02d}-{task['kind']}.png",
-                                   image_grid(images[:k], nearest))  # fmt: skip
+            row["grid"] = Artifact(
+                f"grids/prompt-{int(task['prompt_index']):02d}-{task['kind']}.png", image_grid(images[:k], nearest)
+            )
         return row
 
 
@@ -264,11 +285,6 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def as_dict(value: Any) -> dict[str, Any]:
-    """A dataclass as a dict (for JSON)."""
-    return asdict(value)
-
-
 def validation_sample(config: ReplicationConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The detector's labelled validation sample: (images, has_object). `synthetic` draws fresh subject and scene
     images (a seed the training corpus never used); otherwise a table with `image_path` and `has_object`."""
@@ -280,8 +296,14 @@ def validation_sample(config: ReplicationConfig, seed: int) -> tuple[np.ndarray,
         from radio.replication.synthetic import SyntheticCorpusConfig, build_synthetic_corpus
 
         n_scene = max(1, cfg.validation_size // 4)
-        synthetic = SyntheticCorpusConfig(n_generic=0, n_painter_works=0, n_planted=1, n_confounders=0,
-                                          n_subject=cfg.validation_size - n_scene, n_scene=n_scene)  # fmt: skip
+        synthetic = SyntheticCorpusConfig(
+            n_generic=0,
+            n_painter_works=0,
+            n_planted=1,
+            n_confounders=0,
+            n_subject=cfg.validation_size - n_scene,
+            n_scene=n_scene,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             corpus = load_corpus(build_synthetic_corpus(tmp, synthetic, seed=10_000 + seed))
             keep = np.flatnonzero(corpus.frame["group"].to_numpy() != "planted")
@@ -295,8 +317,3 @@ def validation_sample(config: ReplicationConfig, seed: int) -> tuple[np.ndarray,
         raise ValueError(f"{corpus.source}: the validation table needs a boolean column 'has_object'")
     rows = np.arange(min(len(corpus), cfg.validation_size))
     return corpus.load_images(rows, size=cfg.image_size), corpus.frame["has_object"].to_numpy(dtype=bool)[rows]
-
-
-def sequence_of(values: Sequence[Any]) -> list[Any]:
-    """A plain list (JSON)."""
-    return list(values)
