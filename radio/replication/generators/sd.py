@@ -65,7 +65,7 @@ class StableDiffusionGenerator:
             local_files_only=True,
             safety_checker=None,
             requires_safety_checker=False,
-            torch_dtype=torch_dtype,
+            dtype=torch_dtype,
         )
         if scheduler == "ddim":
             pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)

@@ -181,6 +181,7 @@ def _train(
     generator = torch.Generator().manual_seed(seed)
     step = 0
     losses: list[list[float]] = []
+    window: list[float] = []  # losses since the last log line; saved with the state so a resume logs the same
     elapsed_before = 0.0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -189,6 +190,7 @@ def _train(
         step = int(state["step"])
         losses = state["losses"]
         elapsed_before = float(state["seconds"])
+        window = list(state.get("window", []))
 
     # Everything the loop indexes is prepared once: the whole tokenised corpus and the images as one tensor.
     data = images_to_tensor(images)
@@ -196,7 +198,6 @@ def _train(
     empty_ids = model.tokenize([""])[0]
     alphas_cumprod = model.noise_scheduler.alphas_cumprod.to(device)
     n = len(captions)
-    window: list[float] = []
     start = time.perf_counter()
     checkpoints = {s: str(checkpoint_dir(out_dir, s)) for s in steps_to_save if s <= step}
     while step < config.train_steps:
@@ -250,6 +251,7 @@ def _train(
                     "schedule": schedule.state_dict(),
                     "generator": generator.get_state(),
                     "losses": losses,
+                    "window": window,
                     "seconds": seconds,
                 },
             )
