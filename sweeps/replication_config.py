@@ -116,7 +116,7 @@ class AnalysisConfig:
     embedder_args: dict[str, Any] = field(default_factory=dict)
     image_size: int = 32  # images are loaded at this size for the embedder
     cluster_method: str = "auto"
-    cluster_threshold: float = 0.9
+    cluster_threshold: float = 0.7
     drop_largest: bool = False
     min_size: int = 5
     top_words: int = 10
