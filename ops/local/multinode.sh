@@ -33,8 +33,14 @@ for i in 1 2; do
   nice -n 5 ray start --address="$address" --num-cpus=1 --temp-dir="$raytmp" --disable-usage-stats \
     > "$work/worker$i.log" 2>&1 || { cat "$work/worker$i.log"; die "ray start (worker $i)"; }
 done
-nodes="$(ray status --address "$address" | awk '/^Active:/ {on = 1; next} /^(Pending|Recent)/ {on = 0} on && / node_/ {n++} END {print n + 0}')"
-[ "$nodes" -eq 3 ] || die "expected 3 Ray nodes, ray status shows $nodes"
+deadline=$((SECONDS + 60))
+while :; do  # a node that `ray start` returned for registers a moment later
+  nodes="$({ ray status --address "$address" 2> /dev/null || true; } |
+    awk '/^Active:/ {on = 1; next} /^(Pending|Recent)/ {on = 0} on && / node_/ {n++} END {print n + 0}')"
+  [ "$nodes" -lt 3 ] || break
+  [ "$SECONDS" -lt "$deadline" ] || die "expected 3 Ray nodes, ray status shows $nodes after 60 s"
+  sleep 2
+done
 say "3 nodes up"
 
 args=(--preset smoke --ray-address "$address" --storage-path "$work/storage" --cache-root "$work/cache"
