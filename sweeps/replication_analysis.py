@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sweeps.replication_config import ReplicationConfig
-from sweeps.replication_steps import ANALYSIS_JSON, ARRAYS, _json, validation_sample
+from sweeps.replication_steps import ANALYSIS_JSON, ARRAYS, validation_sample, write_json
 
 
 def _target(config: ReplicationConfig, ranked: list[Any], captions: list[str], frame: Any, rows: np.ndarray) -> Any:
@@ -179,5 +179,5 @@ def analyse(config: ReplicationConfig, corpus_path: Path, out_dir: Path, seed: i
         "embedder": cfg.embedder,
         "text_embedder": cfg.text_embedder,
     }
-    _json(out_dir / ANALYSIS_JSON, payload)
+    write_json(out_dir / ANALYSIS_JSON, payload)
     return {"n_filtered": int(rows.size), "target_rank": target.rank, "target_size": target.size}

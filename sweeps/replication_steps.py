@@ -29,7 +29,8 @@ SEED_STRIDE = 1_000_000  # generation seeds of replicate s: s * SEED_STRIDE + 0 
 OBJECT_ROLES = {"control-subject": "subject", "control-scene": "control"}
 
 
-def _json(path: Path, payload: Any) -> None:
+def write_json(path: Path, payload: Any) -> None:
+    """Write `payload` as indented JSON (NaN and NumPy values made JSON-safe)."""
     from radio.stats.results import json_safe
 
     path.write_text(json.dumps(json_safe(payload), indent=2))
@@ -112,7 +113,7 @@ class Steps:
         np.save(out_dir / KEPT, kept)
         groups = corpus.frame["group"].to_numpy() if "group" in corpus.frame else np.array([""] * len(corpus))
         counts = {"rows": len(corpus), "kept": int(kept.size), "planted_kept": int((groups[kept] == "planted").sum())}
-        _json(out_dir / "dedup.json", {"mode": mode, **counts})
+        write_json(out_dir / "dedup.json", {"mode": mode, **counts})
         return counts
 
     # -- model --------------------------------------------------------------------------------------------------
