@@ -26,7 +26,7 @@ Importing this package loads neither torch nor any audit's code; Ray, MLflow and
 
 from sweeps.engine.callbacks import ResumeSource, SweepCallback, SweepStart
 from sweeps.engine.cli import add_arguments, apply_args, main, options_from_args
-from sweeps.engine.errors import ConfigError
+from sweeps.engine.errors import ConfigError, SweepFailedError
 from sweeps.engine.evaluation import ActorPool, Chunk, ChunkResult, EvalContext, Evaluation, EvaluationWorker
 from sweeps.engine.grid import Grid, Trial, parse_overrides, trial_id_of
 from sweeps.engine.outcomes import Artifact, Report, SweepResult, TrialOutcome, results_frame
@@ -34,10 +34,11 @@ from sweeps.engine.ray_session import check_nodes, init_ray
 from sweeps.engine.recording import MLflowRecorder
 from sweeps.engine.resources import Resources
 from sweeps.engine.runner import describe, run
+from sweeps.engine.secrets import SecretGuard, SecretLeakError
 from sweeps.engine.stage_store import StageOutput, config_hash, find_complete, run_stage
 from sweeps.engine.stages import Stage, StagePlan, StageSummary
 from sweeps.engine.sweep import RunOptions, Sweep
-from sweeps.engine.tracking import SecretGuard, SecretLeakError, Tracker
+from sweeps.engine.tracking import Tracker
 from sweeps.engine.trial import CHECKPOINT_KEY, TrialContext
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "StageSummary",
     "Sweep",
     "SweepCallback",
+    "SweepFailedError",
     "SweepResult",
     "SweepStart",
     "Tracker",

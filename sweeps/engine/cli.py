@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from sweeps.engine.errors import ConfigError
+from sweeps.engine.errors import ConfigError, SweepFailedError
 from sweeps.engine.runner import run
 from sweeps.engine.sweep import RunOptions, Sweep
 
@@ -97,5 +97,9 @@ def main(
     except ConfigError as err:  # e.g. a cluster check: the message names the node and the path
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except SweepFailedError as err:
+        print(f"error: the sweep stopped: {err}\nthe full traceback is in {err.log_path}", file=sys.stderr)
+        print("rerun the same command to resume: finished stages and trials are kept", file=sys.stderr)
+        return 1
     failed = [o for o in result.outcomes if o.error]
     return 1 if failed or (not options.dry_run and len(result.outcomes) < len(sweep.trials())) else 0

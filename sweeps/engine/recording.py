@@ -22,7 +22,8 @@ from sweeps.engine.callbacks import ResumeSource, SweepCallback, SweepStart
 from sweeps.engine.evaluation import Chunk, ChunkResult
 from sweeps.engine.grid import Trial
 from sweeps.engine.outcomes import Report, SweepResult, TrialOutcome
-from sweeps.engine.tracking import NOTE_TAG, REUSED_TAG, SecretGuard, SecretLeakError, Tracker
+from sweeps.engine.secrets import SecretGuard, SecretLeakError
+from sweeps.engine.tracking import NOTE_TAG, REUSED_TAG, Tracker
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,15 @@ from sweeps.engine import driver as driver_module
 from sweeps.engine.callbacks import SweepStart
 from sweeps.engine.console import LiveView, output_to_log
 from sweeps.engine.driver import Driver, make_tune_callback
+from sweeps.engine.errors import ConfigError, SweepFailedError
 from sweeps.engine.grid import Trial
 from sweeps.engine.outcomes import Report, SweepResult, results_frame
 from sweeps.engine.ray_session import check_nodes, init_ray
 from sweeps.engine.recording import MLflowRecorder
+from sweeps.engine.secrets import SecretGuard
 from sweeps.engine.stages import StagePlan, StageSummary
 from sweeps.engine.sweep import RunOptions, Sweep
-from sweeps.engine.tracking import SecretGuard, resolve_tracking_uri
+from sweeps.engine.tracking import resolve_tracking_uri
 from sweeps.engine.trial import run_trial, trial_dirname
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
     log_path = sweep_dir / "sweep.log"
     labels = {t.trial_id: sweep.label_of(t.params) for t in trials}
     with output_to_log(log_path, capture=options.verbose < 2) as console:
-        handler = _log_handler(options.verbose)
+        handler = _log_handler(options.verbose, log_path)
         guard = SecretGuard()
         for secret in sweep.secrets:
             guard.register(secret)
@@ -114,10 +116,25 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
         driver = Driver(sweep, callbacks, recorder, labels)
         try:
             result = _run(sweep, options, trials, sweep_id, driver, recorder, str(log_path), start)
+        except ConfigError:
+            raise
+        except Exception as err:  # the full traceback goes to the log file; the console gets one line
+            log.exception("sweep %s stopped", sweep_id)
+            raise SweepFailedError(_first_line(err), str(log_path)) from err
         finally:
             driver.shutdown()
             logging.getLogger().removeHandler(handler)
+            handler.close()
     return result
+
+
+def _first_line(err: BaseException) -> str:
+    """What failed, in one line: a Ray task error's original exception (its `cause`), else the message."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException):
+        err = cause
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0][:300]}" if lines else type(err).__name__
 
 
 def _browse_hint(uri: str, experiment_id: str, parent: str | None) -> str:
@@ -128,9 +145,9 @@ def _browse_hint(uri: str, experiment_id: str, parent: str | None) -> str:
     return f"browse: mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000/{page}"
 
 
-def _log_handler(verbose: int) -> logging.Handler:
-    """Engine and library logs at INFO on stderr, which is the log file unless the run is verbose."""
-    handler = logging.StreamHandler(sys.stderr)
+def _log_handler(verbose: int, log_path: Path) -> logging.Handler:
+    """Engine and library logs at INFO: into the sweep's log file, or on stderr when the run is verbose."""
+    handler: logging.Handler = logging.StreamHandler(sys.stderr) if verbose >= 2 else logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -210,7 +227,14 @@ def _fit(
     storage = str(Path(str(options.storage_path)) / sweep_id)
     assert train is not None
 
+    # A restored Tune experiment holds every trial of its first run, including trials that finished and were
+    # recorded after Tune last saved its state (a killed driver): those must not train again.
+    recorded = frozenset(trial_id for trial_id, outcome in driver.outcomes.items() if outcome.error is None)
+
     def sweep_trial(config: dict[str, Any]) -> None:
+        if config["trial"]["trial_id"] in recorded:
+            tune.report({"skipped": 1})  # the driver holds its recorded outcome
+            return
         run_trial(config, train, constants, storage, resources)
 
     trainable = tune.with_resources(sweep_trial, resources.bundle())

@@ -7,8 +7,12 @@ so the root and this folder also go on `PYTHONPATH`, which the local Ray instanc
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,3 +40,41 @@ def ray_session(ray_token_auth):
     finally:
         if started:
             ray.shutdown()
+
+
+def start_sweep_process(command: list[str], temp_dir: Path) -> subprocess.Popen:
+    """Start a sweep script in its own session, its Ray instance under `temp_dir` (so it can be killed alone)."""
+    env = {**os.environ, "RAY_TMPDIR": str(temp_dir), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def kill_sweep_process(proc: subprocess.Popen, temp_dir: Path) -> None:
+    """SIGKILL the sweep's driver (as a cluster's timeout or requeue would) and every Ray process started with its
+    RAY_TMPDIR (workers included, whatever their command line says), never anybody else's."""
+    import psutil
+
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    mine = []
+    for process in psutil.process_iter(["pid"]):
+        try:
+            if process.environ().get("RAY_TMPDIR") == str(temp_dir):
+                mine.append(process)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    for process in mine:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(mine, timeout=30)
+
+
+def wait_for(condition, timeout_s: float, proc: subprocess.Popen | None = None) -> bool:
+    """Poll `condition()` until true, the timeout, or the process ending; True when it held."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if condition():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return bool(condition())
+        time.sleep(0.2)
+    return False

@@ -4,7 +4,9 @@ The smoke run (about two minutes on 2 cores) is part of the default test run, so
 fault-injection run (a killed fine-tune worker) is marked slow.
 
 The smoke preset runs the real pipeline (tokenizer, bases, watermarked generation, mixes, DeepSpeed fine-tunes in
-Ray Train workers under Ray Tune, detection actors, MLflow) at minimal sizes: it checks the plumbing, not power.
+Ray Train workers under Ray Tune, detection actors, MLflow) at minimal sizes. It checks the plumbing and the central
+claim: the p-value table has the expected rows and columns, every cell is finite, the rho = 1 model is detected,
+and the controls (rho = 0, the base model, wrong keys) are not.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +55,36 @@ def _runs(workdir: Path) -> list:
     return client.search_runs([experiment.experiment_id], max_results=1000)
 
 
+SMOKE_TESTS = ("open-unsupervised", "closed-supervised-phi", "mia")  # the smoke preset's detect.tests
+KEYED_TESTS = ("open-unsupervised", "closed-supervised-phi")
+
+
+def _parent_table(workdir: Path, run_id: str, name: str) -> pd.DataFrame:
+    """A table the sweep logged on its parent run (`tables/<name>.csv`)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    path = client.download_artifacts(run_id, f"tables/{name}.csv", str(workdir / "downloads"))
+    return pd.read_csv(path)
+
+
+def check_pvalue_table(table: pd.DataFrame) -> None:
+    """The smoke sweep's claim: rows and columns as expected, every cell finite, rho = 1 detected, controls not."""
+    assert sorted(table["model"]) == ["base model", "rho=0", "rho=1"], table
+    expected = {f"{t} mean" for t in SMOKE_TESTS} | {f"{t}/wrong-key mean" for t in KEYED_TESTS}
+    means = {c for c in table.columns if c.endswith(" mean")}
+    assert means == expected, sorted(means)
+    cells = table.set_index("model")[sorted(means)]
+    assert np.isfinite(cells.to_numpy(dtype=float)).all(), cells
+    assert (cells.to_numpy(dtype=float) <= 0).all(), cells  # log10 p
+    assert cells.loc["rho=1", "open-unsupervised mean"] < -5, cells  # the top rho is detected, p < 1e-5
+    assert cells.loc["rho=1", "mia mean"] < -2, cells  # the known set is in B's training data (d = 1)
+    for control in ("rho=0", "base model"):
+        assert (cells.loc[control] > -2).all(), cells  # not detected: p > 0.01
+    wrong = [c for c in cells.columns if "/wrong-key" in c]
+    assert (cells[wrong] > -2).all().all(), cells
+
+
 def test_smoke_sweep_records_every_trial_once_and_reruns_from_cache(tmp_path: Path) -> None:
     start = time.perf_counter()
     first = _run(tmp_path)
@@ -71,6 +105,12 @@ def test_smoke_sweep_records_every_trial_once_and_reruns_from_cache(tmp_path: Pa
     plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "plots")}
     assert any("pvalues" in a for a in tables), tables
     assert any("log10p_vs_rho" in a for a in plots), plots
+    check_pvalue_table(_parent_table(tmp_path, parents[0].info.run_id, "pvalues"))
+    findings = _parent_table(tmp_path, parents[0].info.run_id, "findings").set_index("claim")
+    assert findings.loc["controls uniform", "verdict"] == "holds", findings.to_dict()
+    assert findings.loc["detection grows with rho", "verdict"] == "holds", findings.to_dict()
+    utility = _parent_table(tmp_path, parents[0].info.run_id, "utility").set_index("model")
+    assert np.isfinite(utility[["ppl", "answer_ppl"]].to_numpy(dtype=float)).all(), utility
 
     # the key never reaches MLflow or any file written under the work folder
     for path in tmp_path.rglob("*"):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+import sweeps_testlib
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "toy_eval_sweep.py"
@@ -29,26 +27,6 @@ def test_import_loads_neither_torch_nor_radio():
 
 def _chunk_files(workdir: Path) -> list[Path]:
     return list((workdir / "mlartifacts").rglob("chunks/chunk-*.json"))
-
-
-def _kill_tree(proc: subprocess.Popen, temp_dir: Path) -> None:
-    """Kill the sweep's process group and every Ray process started with its own RAY_TMPDIR (workers included,
-    whatever their command line says), never anybody else's."""
-    import psutil
-
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    mine = []
-    for process in psutil.process_iter(["pid"]):
-        try:
-            if process.environ().get("RAY_TMPDIR") == str(temp_dir):
-                mine.append(process)
-        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    for process in mine:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(mine, timeout=30)
 
 
 def _evaluated(workdir: Path) -> list[str]:
@@ -72,18 +50,16 @@ def _table(client, run_id: str, name: str):
 @pytest.mark.timeout(600)
 def test_toy_sweep_killed_midway_redoes_only_unfinished_chunks(tmp_path, ray_token_auth):
     temp_dir = Path("/tmp") / f"rt{os.getpid()}"  # short: Ray's socket paths must stay under 108 bytes
-    env = {**os.environ, "RAY_TMPDIR": str(temp_dir), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, str(SCRIPT), str(tmp_path)]
-    proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while len(_chunk_files(tmp_path)) < 4 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
+    proc = sweeps_testlib.start_sweep_process(command, temp_dir)
+    sweeps_testlib.wait_for(lambda: len(_chunk_files(tmp_path)) >= 4, 300, proc)
     assert proc.poll() is None, proc.stdout.read().decode()[-3000:] if proc.stdout else ""
-    _kill_tree(proc, temp_dir)
+    sweeps_testlib.kill_sweep_process(proc, temp_dir)
     recorded = set(_chunk_files(tmp_path))
     assert 4 <= len(recorded) < N_CHUNKS
     first_lines = len(_evaluated(tmp_path))
 
+    env = {**os.environ, "RAY_TMPDIR": str(temp_dir)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     redone = len(_evaluated(tmp_path)) - first_lines

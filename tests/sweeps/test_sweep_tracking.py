@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import sweeps_testlib  # noqa: F401  (import paths)
 
+from sweeps.engine.secrets import SecretGuard, SecretLeakError
 from sweeps.engine.tables import aggregate, line_plot, mean_std_columns, mean_std_table, to_markdown
-from sweeps.engine.tracking import SecretGuard, SecretLeakError, Tracker, resolve_tracking_uri
+from sweeps.engine.tracking import Tracker, resolve_tracking_uri
 
 
 def test_resolve_tracking_uri(tmp_path, monkeypatch):
