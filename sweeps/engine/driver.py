@@ -54,11 +54,6 @@ class Driver:
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
 
-    def is_complete(self, trial_id: str) -> bool:
-        """Whether the trial's outcome is final and successful."""
-        outcome = self.outcomes.get(trial_id)
-        return outcome is not None and outcome.error is None and trial_id not in self._n_chunks
-
     # -- trial events ------------------------------------------------------------------------------------------
 
     def trial_started(self, trial_id: str) -> None:

@@ -94,7 +94,6 @@ class EvaluationWorker:
         self.evaluation = evaluation
         self._key: Hashable | None = None
         self._loaded: Any = None
-        self.loads = 0
 
     def evaluate(self, key: Hashable, context: EvalContext, tasks: list[dict[str, Any]]) -> ChunkResult:
         """Run every task of one chunk, loading the model first unless this actor already holds it."""
@@ -102,7 +101,6 @@ class EvaluationWorker:
             self._loaded = None  # free the previous model before loading the next
             self._loaded = self.evaluation.load(context)
             self._key = key
-            self.loads += 1
         rows, artifacts = [], []
         for task in tasks:
             row = {**task}
@@ -114,10 +112,6 @@ class EvaluationWorker:
                     row[name] = value
             rows.append(row)
         return ChunkResult(rows, artifacts)
-
-    def load_count(self) -> int:
-        """How many times this actor loaded a model (tests use it to check reuse)."""
-        return self.loads
 
 
 class ActorPool:

@@ -222,9 +222,6 @@ class Tracker:
         run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name or trial_id)
         return run.info.run_id, False
 
-    def is_complete(self, run_id: str) -> bool:
-        return self.client.get_run(run_id).data.tags.get(COMPLETE_TAG) == "1"
-
     def mark_complete(self, run_id: str) -> None:
         self.client.set_tag(run_id, COMPLETE_TAG, "1")
         self.finish(run_id, "FINISHED")
