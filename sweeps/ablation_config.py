@@ -18,7 +18,9 @@ from radio.train import FinetuneConfig
 from radio.watermark import WatermarkConfig
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
-AXES = ("rho", "lr", "epochs", "size", "k", "scheme", "method")
+AXES = ("rho", "lr", "epochs", "size", "k", "scheme", "method", "purify_steps")
+# Axes a preset may leave out of grid.base: their value there when it does (the paper's set-up).
+AXIS_DEFAULTS: dict[str, Any] = {"purify_steps": 0}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class GridConfig:
     mode: str = "one_at_a_time"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "base", {**AXIS_DEFAULTS, **self.base})
         missing = sorted(set(AXES) - set(self.base))
         unknown = sorted(set(self.base) - set(AXES))
         require(not missing, "grid.base", f"missing axes {missing}")
@@ -43,7 +46,11 @@ class GridConfig:
 @dataclass(frozen=True)
 class DetectConfig:
     """The tests every checkpoint gets (flat DetectionSpec fields: the common ones and the setting's options,
-    minus the data folder), and how the actors run."""
+    minus the data folder), and how the actors run.
+
+    Utility: held-out perplexity on `utility_texts` corpus texts that neither A nor B trained on, and on the
+    answers of `utility_answers` held-out records of A (given their prompts): how well B fits A's answers.
+    """
 
     tests: list[dict[str, Any]]
     wrong_keys: int = 1
@@ -52,6 +59,7 @@ class DetectConfig:
     device: str = "auto"
     amp: str | None = None
     utility_texts: int = 200
+    utility_answers: int = 200
 
     def __post_init__(self) -> None:
         require(bool(self.tests), "detect.tests", "needs at least one test")
@@ -71,6 +79,7 @@ class DetectConfig:
                 raise ConfigError(f"detect.tests.{test['name']}: {err}") from err
         require(self.wrong_keys >= 0, "detect.wrong_keys", f"must be >= 0, got {self.wrong_keys}")
         require(self.utility_texts >= 0, "detect.utility_texts", f"must be >= 0, got {self.utility_texts}")
+        require(self.utility_answers >= 0, "detect.utility_answers", f"must be >= 0, got {self.utility_answers}")
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,10 @@ class AblationConfig:
     detect: DetectConfig = field(default_factory=lambda: DetectConfig(tests=[{"name": "open", "setting": "open"}]))
     resources: ResourceConfig = field(default_factory=ResourceConfig)
     models: dict[str, str] = field(default_factory=dict)  # size -> Bob's local base checkpoint (real runs)
+    # Purification (grid axis purify_steps > 0): Bob continues fine-tuning B for that many optimizer steps on clean
+    # data (the mix's `clean` split: plain answers of A outside his training set) before Alice tests it. These
+    # fields override the fine-tuning section for that second phase (e.g. its learning rate).
+    purify: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.finetune_config()  # validates the fine-tuning section, naming its fields
@@ -113,6 +126,10 @@ class AblationConfig:
         for scheme in {self.grid.base["scheme"], *self.grid.vary.get("scheme", [])}:
             for k in {self.grid.base["k"], *self.grid.vary.get("k", [])}:
                 self.watermark_config(scheme, k)  # every grid point's watermark is valid before anything runs
+        purify_steps = {self.grid.base["purify_steps"], *self.grid.vary.get("purify_steps", [])}
+        if any(int(n) > 0 for n in purify_steps):
+            require(self.mix.clean_size > 0, "mix.clean_size", "must be > 0 when the grid purifies (purify_steps > 0)")
+            self.purify_config(max(int(n) for n in purify_steps))
         sizes = {self.grid.base["size"], *self.grid.vary.get("size", [])}
         if self.models:
             unknown = sorted(str(s) for s in sizes if s not in self.models)
@@ -131,6 +148,13 @@ class AblationConfig:
             return FinetuneConfig.from_dict({**self.finetune, **overrides})
         except (ConfigError, ValueError) as err:
             raise ConfigError(f"finetune: {err}") from err
+
+    def purify_config(self, steps: int, **overrides: Any) -> FinetuneConfig:
+        """The config of the purification phase: the fine-tune's, then the `purify` section, for `steps` steps."""
+        try:
+            return FinetuneConfig.from_dict({**self.finetune, **overrides, **self.purify, "max_steps": int(steps)})
+        except (ConfigError, ValueError) as err:
+            raise ConfigError(f"purify: {err}") from err
 
     def public_dict(self) -> dict[str, Any]:
         """The whole config as plain JSON (no secrets live in it), for hashing and the parent run's params."""

@@ -121,27 +121,36 @@ class Steps:
         common = {"mix_dir": mix, "base_b": base_b, "corpus_dir": read_pointer(ctx.stages["alice"])["corpus"]}
         if params["epochs"] == BASE_MODEL_EPOCHS:
             return {**common, "checkpoint_path": base_b, "role": "base-model"}
-        cfg = self.config.finetune_config(
-            learning_rate=params["lr"], epochs=params["epochs"], method=params["method"], seed=params["seed"]
-        )
+        overrides = {"learning_rate": params["lr"], "epochs": params["epochs"], "method": params["method"]}
+        cfg = self.config.finetune_config(**overrides, seed=params["seed"])
         out_dir = Path(ctx.storage_path) / "checkpoints" / ctx.trial_id  # the sweep's own folder
-        loop_config = {
+        loop_config: dict[str, Any] = {
             "finetune": cfg.to_dict(),
             "base_model_dir": base_b,
             "train_dir": str(Path(mix) / "train"),
             "out_dir": str(out_dir),
         }
+        purify_steps = int(params.get("purify_steps", 0))
+        if purify_steps > 0:  # Bob continues on clean data before Alice tests the model
+            purify = self.config.purify_config(purify_steps, **overrides, seed=params["seed"])
+            loop_config["then"] = {
+                "finetune": purify.to_dict(),
+                "train_dir": str(Path(mix) / "clean"),
+                "out_dir": str(out_dir / "purified"),
+            }
         ctx.torch_trainer(train_loop_per_worker, loop_config).fit()
         result = FinetuneResult.load(out_dir)
+        final = FinetuneResult.load(out_dir / "purified") if purify_steps > 0 else result
         return {
             **common,
-            "checkpoint_path": str(result.checkpoint_dir),
+            "checkpoint_path": str(final.checkpoint_dir),
             "role": "model",
             "train_loss": result.final_loss,
             "train_tokens": result.train_tokens,
             "train_tokens_per_s": result.tokens_per_s,
             "train_wall_s": result.wall_time_s,
             "train_watermarked_examples": result.n_watermarked,
+            **({"purify_loss": final.final_loss, "purify_steps_done": final.steps} if purify_steps > 0 else {}),
         }
 
     # -- evaluation (in Ray actors) -------------------------------------------------------------------------------
@@ -179,15 +188,20 @@ class Steps:
                     tasks.append(
                         {**test, "data": mix, "key": "wrong", "wrong_key_index": index, "seed": outcome.params["seed"]}
                     )
-        if self.config.detect.utility_texts and outcome.metrics.get("corpus_dir"):
-            tasks.append({"name": "utility", "corpus": outcome.metrics["corpus_dir"]})
+        detect = self.config.detect
+        if (detect.utility_texts and outcome.metrics.get("corpus_dir")) or detect.utility_answers:
+            tasks.append({"name": "utility", "corpus": outcome.metrics.get("corpus_dir"), "data": mix})
         return tasks
 
     def run_task(self, actor: Any, task: Mapping[str, Any]) -> dict[str, Any]:
         """One test (or the perplexity check) on the loaded checkpoint, as a flat row of scalars."""
         if task["name"] == "utility":
-            perplexity = self._perplexity(actor, Path(task["corpus"]))
-            return {"task": "utility", "test": "utility", "control": "none", "heldout_perplexity": perplexity}
+            row: dict[str, Any] = {"task": "utility", "test": "utility", "control": "none"}
+            if self.config.detect.utility_texts and task.get("corpus"):
+                row["heldout_perplexity"] = self._perplexity(actor, Path(task["corpus"]))
+            if self.config.detect.utility_answers and task.get("data"):
+                row["answer_perplexity"] = self._answer_perplexity(actor, Path(task["data"]))
+            return row
         row = actor.run(dict(task))
         control = row.get("control", "none")
         # The base model is a row of its own in the tables; a wrong key is a column beside the test it controls.
@@ -201,9 +215,11 @@ class Steps:
             "log10_pvalue": row.get("log10_pvalue"),
             "pvalue": row.get("pvalue"),
         }
-        for name in ("n_seen", "n_eligible", "n_scored", "score_mean", "phi_size", "tokens_per_s", "statistic"):
+        for name in ("n_seen", "n_eligible", "n_scored", "score_mean", "phi_size", "tokens_per_s", "statistic", "d"):
             if isinstance(row.get(name), int | float):
                 flat[name] = row[name]
+        if row.get("setting") == "mia" and "d" not in flat and row.get("split") in ("heldout", "phi"):
+            flat["d"] = 0.0  # those splits hold no training record of B by construction of the mix
         if row.get("curve"):
             flat["curve"] = json.dumps(row["curve"])
         return flat
@@ -217,3 +233,10 @@ class Steps:
         ids = [actor.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         stream = token_stream(ids).to(actor.device)
         return math.exp(evaluate_loss(actor.model, stream, block_size=min(128, self.config.detect.seq_len)))
+
+    def _answer_perplexity(self, actor: Any, mix: Path) -> float:
+        """Perplexity of the checkpoint on held-out answers of A given their prompts (how well B fits A's answers)."""
+        from radio.detect.utility import answer_perplexity
+
+        records = actor.records(mix, "heldout", self.config.detect.utility_answers)
+        return answer_perplexity(actor.model, records.prompts, records.answers, batch_size=actor.batch_size)

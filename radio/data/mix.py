@@ -6,7 +6,12 @@ For a fraction rho and a supervision degree d, `make_mix` writes three `datasets
   watermarked set) and the rest plain (from A's plain set), shuffled together;
 - `<mix>/known`: Alice's known set, `known_size` watermarked records, of which floor(d * known_size + 0.5) are really
   in `train` (column `member` True) and the rest are watermarked outputs of A that B never saw;
-- `<mix>/heldout`: `heldout_size` watermarked records of A that B never sees (unsupervised tests, phi).
+- `<mix>/heldout`: `heldout_size` watermarked records of A that B never sees (the unsupervised tests read them);
+- `<mix>/phi`: `phi_size` further watermarked records of A that B never sees, kept apart from `heldout` so that the
+  unsupervised filter phi (the most frequent k-grams of A's watermarked text) comes from OTHER text than the test
+  text, as in the paper (empty when `phi_size` is 0);
+- `<mix>/clean`: `clean_size` plain records of A that are not in `train` (Bob's clean data for purification: he
+  continues fine-tuning B on them before Alice tests it; empty when `clean_size` is 0).
 
 Columns: every column of the generated data (`id`, `prompt`, `answer`, `prompt_ids`, `answer_ids`,
 `finish_reason`, `watermarked`, `scheme`, `k`, `key_fingerprint`, see `radio.data.generate`); `known` adds
@@ -14,8 +19,10 @@ Columns: every column of the generated data (`id`, `prompt`, `answer`, `prompt_i
 and `heldout`.
 
 The watermarked records are put in one seeded order and cut into fixed places: `train` takes a prefix, `heldout`
-the last `heldout_size`, the known non-members the records just before `heldout`, and the known members a prefix of
-the train part. Hence `heldout` and the known non-members are the same for every rho of a sweep, a mix at a smaller
+the last `heldout_size`, `phi` the `phi_size` records just before it, the known non-members the records just before
+`phi`, and the known members a prefix of
+the train part; `clean` is the last `clean_size` plain records. Hence `heldout`, `phi`, `clean` and the known
+non-members are the same for every rho of a sweep, a mix at a smaller
 rho trains on a subset of the watermarked records of a larger one, and disjointness holds by construction (and is
 checked again on prompt texts before anything is saved). When rho * train_size watermarked training records are
 fewer than d * known_size, the known set takes all of them as members and the rest as non-members; the manifest
@@ -39,7 +46,7 @@ from radio.inputs import input_digest
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "known", "heldout")
+SPLITS = ("train", "known", "heldout", "phi", "clean")
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class MixConfig:
     train_size: int = 1000
     known_size: int = 50  # at train_size 1000, d = 1 holds down to rho = 5%
     heldout_size: int = 400
+    phi_size: int = 0  # watermarked records kept only to build the unsupervised phi (0: no `phi` split)
+    clean_size: int = 0  # plain records outside `train`, for purification (0: no `clean` split)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -59,6 +68,8 @@ class MixConfig:
         require(self.train_size >= 1, "mix.train_size", f"must be >= 1, got {self.train_size}")
         require(self.known_size >= 0, "mix.known_size", f"must be >= 0, got {self.known_size}")
         require(self.heldout_size >= 0, "mix.heldout_size", f"must be >= 0, got {self.heldout_size}")
+        require(self.phi_size >= 0, "mix.phi_size", f"must be >= 0, got {self.phi_size}")
+        require(self.clean_size >= 0, "mix.clean_size", f"must be >= 0, got {self.clean_size}")
 
 
 def _dataset_dir(path: Path, what: str) -> Path:
@@ -95,14 +106,17 @@ def plan_counts(cfg: MixConfig, n_wm: int, n_plain: int) -> dict[str, int]:
     train_plain = cfg.train_size - train_wm
     members = min(_round_half_up(cfg.d * cfg.known_size), train_wm)
     nonmembers = cfg.known_size - members
-    needed = train_wm + nonmembers + cfg.heldout_size
+    needed = train_wm + nonmembers + cfg.phi_size + cfg.heldout_size
     if needed > n_wm:
         raise EmptyDatasetError(
             f"mix.train_size: needs {needed} watermarked records ({train_wm} train + {nonmembers} known non-members"
-            f" + {cfg.heldout_size} heldout) but the watermarked set has {n_wm}"
+            f" + {cfg.phi_size} phi + {cfg.heldout_size} heldout) but the watermarked set has {n_wm}"
         )
-    if train_plain > n_plain:
-        raise EmptyDatasetError(f"mix.train_size: needs {train_plain} plain records but the plain set has {n_plain}")
+    if train_plain + cfg.clean_size > n_plain:
+        raise EmptyDatasetError(
+            f"mix.train_size: needs {train_plain + cfg.clean_size} plain records ({train_plain} train + "
+            f"{cfg.clean_size} clean) but the plain set has {n_plain}"
+        )
     return {
         "train_size": cfg.train_size,
         "train_watermarked": train_wm,
@@ -111,6 +125,8 @@ def plan_counts(cfg: MixConfig, n_wm: int, n_plain: int) -> dict[str, int]:
         "known_members": members,
         "known_nonmembers": nonmembers,
         "heldout_size": cfg.heldout_size,
+        "phi_size": cfg.phi_size,
+        "clean_size": cfg.clean_size,
     }
 
 
@@ -118,11 +134,25 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def check_disjoint(train: datasets.Dataset, known: datasets.Dataset, heldout: datasets.Dataset) -> None:
-    """Raise ValueError unless heldout and the known non-members share no prompt with train (or each other),
-    and every known member is in train."""
+def check_disjoint(
+    train: datasets.Dataset,
+    known: datasets.Dataset,
+    heldout: datasets.Dataset,
+    phi: datasets.Dataset | None = None,
+    clean: datasets.Dataset | None = None,
+) -> None:
+    """Raise ValueError unless heldout, phi, clean and the known non-members share no prompt with train (or, for
+    the watermarked ones, with each other), and every known member is in train."""
     train_prompts = {_norm(p) for p in train["prompt"]}
     held = {_norm(p) for p in heldout["prompt"]}
+    phi_prompts = {_norm(p) for p in phi["prompt"]} if phi is not None and len(phi) else set()
+    clean_prompts = {_norm(p) for p in clean["prompt"]} if clean is not None and len(clean) else set()
+    if train_prompts & phi_prompts:
+        raise ValueError(f"mix: {len(train_prompts & phi_prompts)} phi prompts are also in train")
+    if held & phi_prompts:
+        raise ValueError(f"mix: {len(held & phi_prompts)} phi prompts are also in heldout")
+    if train_prompts & clean_prompts:
+        raise ValueError(f"mix: {len(train_prompts & clean_prompts)} clean prompts are also in train")
     members = {_norm(p) for p, m in zip(known["prompt"], known["member"], strict=True) if m}
     outsiders = {_norm(p) for p, m in zip(known["prompt"], known["member"], strict=True) if not m}
     if train_prompts & held:
@@ -131,6 +161,8 @@ def check_disjoint(train: datasets.Dataset, known: datasets.Dataset, heldout: da
         raise ValueError(f"mix: {len(train_prompts & outsiders)} known non-member prompts are in train")
     if held & outsiders:
         raise ValueError(f"mix: {len(held & outsiders)} known non-member prompts are also in heldout")
+    if outsiders & phi_prompts:
+        raise ValueError(f"mix: {len(outsiders & phi_prompts)} known non-member prompts are also in phi")
     if not members <= train_prompts:
         raise ValueError(f"mix: {len(members - train_prompts)} known members are not in train")
 
@@ -153,7 +185,10 @@ def make_mix(cfg: MixConfig, wm_dir: str | Path, plain_dir: str | Path, root: Pa
         random.Random(f"{cfg.seed}/plain").shuffle(plain_order)
         n_wm, n_members, n_out = counts["train_watermarked"], counts["known_members"], counts["known_nonmembers"]
         heldout_idx = wm_order[len(wm) - cfg.heldout_size :] if cfg.heldout_size else []
-        outsider_idx = wm_order[len(wm) - cfg.heldout_size - n_out : len(wm) - cfg.heldout_size]
+        phi_end = len(wm) - cfg.heldout_size
+        phi_idx = wm_order[phi_end - cfg.phi_size : phi_end] if cfg.phi_size else []
+        outsider_idx = wm_order[phi_end - cfg.phi_size - n_out : phi_end - cfg.phi_size]
+        clean_idx = plain_order[len(plain) - cfg.clean_size :] if cfg.clean_size else []
         train_wm = wm.select(wm_order[:n_wm])
         train_plain = plain.select(plain_order[: counts["train_plain"]])
         parts = [p for p in (train_wm, train_plain) if len(p)]
@@ -166,7 +201,9 @@ def make_mix(cfg: MixConfig, wm_dir: str | Path, plain_dir: str | Path, root: Pa
         )
         known = known.shuffle(seed=cfg.seed).flatten_indices()
         heldout = wm.select(heldout_idx).flatten_indices()
-        check_disjoint(train, known, heldout)
+        phi = wm.select(phi_idx).flatten_indices()
+        clean = plain.select(clean_idx).flatten_indices()
+        check_disjoint(train, known, heldout, phi, clean)
         if n_members < _round_half_up(cfg.d * cfg.known_size):
             log.warning(
                 "mix: only %d watermarked training records (rho=%s), so %d of %d known records are members (d=%s)",
@@ -176,7 +213,9 @@ def make_mix(cfg: MixConfig, wm_dir: str | Path, plain_dir: str | Path, root: Pa
                 cfg.known_size,
                 cfg.d,
             )
-        for name, data in (("train", train), ("known", known), ("heldout", heldout)):
+        splits = [("train", train), ("known", known), ("heldout", heldout)]
+        splits += [(name, data) for name, data in (("phi", phi), ("clean", clean)) if len(data)]
+        for name, data in splits:
             data.save_to_disk(str(out / name))
         counts.update(
             {

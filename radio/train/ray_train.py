@@ -23,7 +23,13 @@ from radio.train.result import METRICS_FILE, FinetuneError, FinetuneResult
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """The per-worker function: `config` holds `finetune` (a FinetuneConfig dict) and the folder paths."""
+    """The per-worker function: `config` holds `finetune` (a FinetuneConfig dict) and the folder paths.
+
+    An optional `then` entry (a dict of `finetune`, `train_dir`, `out_dir`) is a second phase that continues from
+    the first phase's model (purification: more fine-tuning on clean data). Both phases are resumable: a retried
+    worker finds a completed first phase at once and resumes the second from the checkpoints in its own stable
+    folder (the second phase reports nothing to Ray, so that Ray's checkpoint is always a first-phase one).
+    """
     cfg = FinetuneConfig.from_dict(config["finetune"])
     finetune(
         cfg,
@@ -33,6 +39,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         stop_after_steps=config.get("stop_after_steps"),
         report_to_ray=True,
     )
+    then = config.get("then")
+    if then:
+        finetune(
+            FinetuneConfig.from_dict(then["finetune"]),
+            config["out_dir"],
+            then["train_dir"],
+            then["out_dir"],
+            report_to_ray=False,
+        )
 
 
 def finetune_on_ray(

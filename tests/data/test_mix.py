@@ -86,3 +86,25 @@ def test_mix_of_generated_sets(generated: Generated) -> None:
     mix = load_mix(out.path)
     assert sum(mix["train"]["watermarked"]) == 10 and len(mix["train"]) == 20
     assert set(mix["train"].column_names) >= {"prompt_ids", "answer_ids", "watermarked"}
+
+
+def test_phi_and_clean_splits_are_disjoint_and_fixed_across_rho(sets: tuple[Path, Path], tmp_path: Path) -> None:
+    """`phi`: other watermarked text of A (for the unsupervised filter); `clean`: plain records outside train."""
+    base = MixConfig(d=1.0, train_size=300, known_size=40, heldout_size=100, phi_size=80, clean_size=120)
+    out = make_mixes(base, [0.0, 0.5], *sets, root=tmp_path)
+    loaded = {
+        rho: {n: datasets.load_from_disk(str(out[rho].path / n)) for n in ("train", "known", "heldout", "phi", "clean")}
+        for rho in (0.0, 0.5)
+    }
+    for mix in loaded.values():
+        train, known, held, phi, clean = (set(mix[n]["id"]) for n in ("train", "known", "heldout", "phi", "clean"))
+        assert len(phi) == 80 and all(mix["phi"]["watermarked"]) and len(clean) == 120
+        assert not any(mix["clean"]["watermarked"])
+        assert not phi & (train | known | held) and not clean & train
+    assert loaded[0.0]["phi"]["id"] == loaded[0.5]["phi"]["id"]
+    assert loaded[0.0]["clean"]["id"] == loaded[0.5]["clean"]["id"]
+    assert out[0.5].manifest["counts"]["phi_size"] == 80
+    with pytest.raises(EmptyDatasetError, match="clean"):
+        make_mix(
+            MixConfig(rho=0.0, train_size=450, clean_size=100, heldout_size=10, known_size=0), *sets, root=tmp_path
+        )
