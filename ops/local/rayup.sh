@@ -44,7 +44,9 @@ cleanup() {
   if [ -n "$created_user" ]; then
     pids="$(pgrep -u "$user" || true)"
     if [ -n "$pids" ]; then
-      say "stopping $(echo "$pids" | wc -w) process(es) of user $user"
+      say "stopping $(echo "$pids" | wc -w) process(es) of user $user:"
+      # shellcheck disable=SC2086
+      ps -o pid=,args= -p "$(echo $pids | tr ' ' ,)" | cut -c1-150 | sed 's/^/  /' || true
       # shellcheck disable=SC2086
       kill $pids 2> /dev/null || true
       sleep 5
@@ -126,7 +128,7 @@ cd "$repo"
 start=$SECONDS
 ray up -y --no-config-cache "$config" > "$work/ray-up.log" 2>&1 || { tail -n 60 "$work/ray-up.log"; die "ray up"; }
 say "ray up: $((SECONDS - start)) s"
-grep -h "ulimit" "$work/ray-up.log" | sed 's/^/  node: /' || true
+grep -hE "^(bash: ulimit|warning: ulimit)" "$work/ray-up.log" | sed 's/^/  node: /' || true
 
 new_secret "$work/dry-run.key"
 trials="$(smoke_trials --preset smoke --key-file "$work/dry-run.key")"
