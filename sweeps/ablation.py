@@ -32,7 +32,7 @@ from sweeps.engine import Evaluation, Grid, Resources, RunOptions, Stage, Sweep,
 # The preset sections that change a trial's result: with the key fingerprint, they are part of every trial's id.
 # Not the grid (its points are the trial's params), the name or the resources: extending a sweep, renaming it or
 # giving it more actors finds the finished trials again.
-RESULT_SECTIONS = ("watermark", "prepare", "generate", "mix", "finetune", "detect", "models")
+RESULT_SECTIONS = ("watermark", "prepare", "generate", "mix", "finetune", "purify", "detect", "models")
 
 DEFAULT_KEY_FILE = Path("~/.config/radio/watermark.key")
 
@@ -54,6 +54,7 @@ def _grid(config: AblationConfig) -> Grid:
         "k": lambda v: v >= 0,
         "scheme": lambda v: v in ("kgw", "aaronson"),
         "method": lambda v: v in ("full", "lora"),
+        "purify_steps": lambda v: v >= 0,
     }
     if config.models:
         checks["size"] = lambda v: v in config.models

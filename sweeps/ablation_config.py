@@ -112,7 +112,8 @@ class AblationConfig:
     purify: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.finetune_config()  # validates the fine-tuning section, naming its fields
+        # validates the fine-tuning section, naming its fields (the replay corpus is the prepared one, set per trial)
+        self.finetune_config(**({"replay_corpus": "corpus"} if self.finetune.get("replay_ratio") else {}))
         # scheme and k are grid axes: a preset sets them in grid.base; each trial replaces the watermark section's
         # values with its own (`watermark_config`), so a different value there would be silently ignored.
         default = WatermarkConfig()

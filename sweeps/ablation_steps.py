@@ -121,7 +121,13 @@ class Steps:
         common = {"mix_dir": mix, "base_b": base_b, "corpus_dir": read_pointer(ctx.stages["alice"])["corpus"]}
         if params["epochs"] == BASE_MODEL_EPOCHS:
             return {**common, "checkpoint_path": base_b, "role": "base-model"}
-        overrides = {"learning_rate": params["lr"], "epochs": params["epochs"], "method": params["method"]}
+        overrides: dict[str, Any] = {
+            "learning_rate": params["lr"],
+            "epochs": params["epochs"],
+            "method": params["method"],
+        }
+        if self.config.finetune.get("replay_ratio") and common["corpus_dir"]:
+            overrides["replay_corpus"] = common["corpus_dir"]  # Bob's own clean pre-training text (split b)
         cfg = self.config.finetune_config(**overrides, seed=params["seed"])
         out_dir = Path(ctx.storage_path) / "checkpoints" / ctx.trial_id  # the sweep's own folder
         loop_config: dict[str, Any] = {

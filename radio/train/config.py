@@ -25,6 +25,10 @@ class FinetuneConfig:
     replaces `epochs` as the length of the run (and of the learning-rate schedule). `save_every_steps` None
     saves a resumable Trainer checkpoint at the end of each epoch; checkpoints are deleted once the final
     model is saved unless `keep_checkpoints`.
+
+    `replay_ratio` > 0 mixes clean pre-training text into the fine-tune (replay, against forgetting what B knew):
+    round(replay_ratio x examples) blocks of `max_seq_len` tokens from split `replay_split` of the corpus folder
+    `replay_corpus` (a `radio.data` corpus stage: Bob's own half `b`), with the loss on every token.
     """
 
     method: Method = "full"
@@ -51,8 +55,21 @@ class FinetuneConfig:
     log_every_steps: int = 10
     save_every_steps: int | None = None
     keep_checkpoints: bool = False
+    replay_ratio: float = 0.0
+    replay_corpus: str | None = None
+    replay_split: str = "b"
 
     def __post_init__(self) -> None:
+        require(
+            math.isfinite(self.replay_ratio) and self.replay_ratio >= 0,
+            "replay_ratio",
+            f"must be >= 0, got {self.replay_ratio}",
+        )
+        require(
+            self.replay_ratio == 0 or self.replay_corpus is not None,
+            "replay_corpus",
+            "needs a corpus folder when replay_ratio > 0",
+        )
         require(self.method in ("full", "lora"), "method", f"must be 'full' or 'lora', got {self.method!r}")
         require(
             isinstance(self.learning_rate, int | float)

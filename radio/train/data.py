@@ -29,6 +29,7 @@ class TrainData:
     n_watermarked: int | None
     answer_tokens: int
     max_token_id: int
+    n_replay: int = 0
 
 
 def check_base_dir(base_model_dir: Path) -> None:
@@ -153,7 +154,59 @@ def load_inputs(cfg: FinetuneConfig, base_model_dir: Path, train_dir: Path) -> T
     if len(tokenizer) > vocab_size:
         log.warning("tokenizer has %d entries but the model only %d rows", len(tokenizer), vocab_size)
     data = load_train_data(train_dir, cfg, vocab_size, eos_id, f"{base_model_dir / 'config.json'}")
+    if cfg.replay_ratio > 0:
+        data = add_replay(data, cfg, tokenizer, vocab_size)
     return TrainInputs(tokenizer, eos_id, 0 if pad_id is None else pad_id, vocab_size, data)
+
+
+def add_replay(data: TrainData, cfg: FinetuneConfig, tokenizer: Any, vocab_size: int) -> TrainData:
+    """`data` with round(replay_ratio x examples) blocks of clean corpus text added (loss on every token).
+
+    Blocks of `max_seq_len` tokens are cut from the documents of `replay_split` of `replay_corpus` (back to back,
+    EOS between documents) and drawn without replacement with the config's seed.
+    """
+    import random
+
+    import datasets
+
+    from radio.data.corpus import load_split
+
+    n_blocks = round(cfg.replay_ratio * data.n_examples)
+    if n_blocks == 0:
+        return data
+    assert cfg.replay_corpus is not None  # checked by FinetuneConfig
+    try:
+        texts = load_split(cfg.replay_corpus, cfg.replay_split)
+    except (OSError, ValueError) as err:
+        raise FinetuneError(
+            f"replay_corpus {cfg.replay_corpus}: cannot read split {cfg.replay_split!r} ({err})"
+        ) from err
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    stream = [t for text in texts for t in [*tokenizer(text, add_special_tokens=False)["input_ids"], *eos]]
+    stream = [t for t in stream if t < vocab_size]
+    size = cfg.max_seq_len
+    blocks = [stream[i : i + size] for i in range(0, len(stream) - size + 1, size)]
+    if len(blocks) < n_blocks:
+        raise FinetuneError(
+            f"replay_ratio: needs {n_blocks} blocks of {size} tokens but {cfg.replay_corpus} split "
+            f"{cfg.replay_split!r} gives {len(blocks)}"
+        )
+    chosen = random.Random(f"replay/{cfg.seed}").sample(range(len(blocks)), n_blocks)
+    replay = datasets.Dataset.from_dict(
+        {"input_ids": [blocks[i] for i in chosen], "labels": [blocks[i] for i in chosen]},
+        features=data.dataset.features,
+    )
+    merged = datasets.concatenate_datasets([data.dataset, replay]).shuffle(seed=cfg.seed).flatten_indices()
+    log.info("replay: %d clean blocks of %d tokens added to %d examples", n_blocks, size, data.n_examples)
+    return TrainData(
+        merged,
+        data.n_examples,
+        data.n_dropped,
+        data.n_watermarked,
+        data.answer_tokens,
+        max(data.max_token_id, max(max(blocks[i]) for i in chosen)),
+        n_blocks,
+    )
 
 
 def _saved_without_rows(folder: Path) -> bool:

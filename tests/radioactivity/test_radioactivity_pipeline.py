@@ -43,6 +43,12 @@ def actors(pipeline: Pipeline) -> dict[str, DetectionActor]:
             pipeline.base_b, wm, key=KEY, data=pipeline.mix_rho1, role="base-model", seq_len=SEQ_LEN
         ),
         "phi": DetectionActor(pipeline.model_phi, pipeline.watermark_phi, key=KEY, data=pipeline.mix_phi),
+        "aaronson": DetectionActor(
+            pipeline.model_aaronson, pipeline.watermark_aaronson, key=KEY, data=pipeline.mix_aaronson, seq_len=SEQ_LEN
+        ),
+        "aaronson_base": DetectionActor(
+            pipeline.base_b, pipeline.watermark_aaronson, key=KEY, data=pipeline.mix_aaronson, role="base-model"
+        ),
     }
 
 
@@ -145,3 +151,46 @@ def test_actor_runs_a_suite_and_saves_results(actors: dict[str, DetectionActor],
     assert json.loads((tmp_path / "out" / "result.json").read_text())["log10_pvalue"] == saved["log10_pvalue"]
     phi = Phi.load(tmp_path / "out" / "phi")
     assert phi.size == 50 == saved["phi"]["size"] and phi.k == 1
+
+
+def test_aaronson_pipeline_detects_rho1_and_not_the_base_model(actors: dict[str, DetectionActor]) -> None:
+    """The whole pipeline with the Aaronson-Kirchner scheme: exact Gamma tail, the tape, controls."""
+    row = actors["aaronson"].run({"setting": "open", "supervised": False})
+    assert row["scheme"] == "aaronson" and row["n_scored"] > 200, row
+    assert row["log10_pvalue"] < -5, row["log10_pvalue"]
+    assert row["score_mean"] > 1.0  # Exp(1) under H0: mean 1
+    for name, spec in (("aaronson", {"key": "wrong"}), ("aaronson_base", {})):
+        control = actors[name].run({"setting": "open", "supervised": False, **spec})
+        assert control["log10_pvalue"] > -3, (name, control["log10_pvalue"])
+    pvalues = _many_keys(actors["aaronson"], actors["aaronson"].default_data)  # type: ignore[arg-type]
+    assert looks_uniform(pvalues), uniformity(pvalues)
+
+
+def test_closed_unsupervised_detects_rho1_and_not_the_controls(actors: dict[str, DetectionActor]) -> None:
+    """Closed model, unsupervised: B answers prompts of A's held-out text (B never trained on them)."""
+    spec = {"setting": "closed", "supervised": False, "max_new_tokens": 32}
+    row = actors["rho1"].run(spec)
+    assert row["split"] == "heldout" and row["supervision"] == "unsupervised", row
+    assert row["n_seen"] > row["n_eligible"] >= row["n_scored"] > 100, row
+    assert row["log10_pvalue"] < -3, row["log10_pvalue"]
+    for name in ("rho0", "base"):
+        assert actors[name].run(spec)["log10_pvalue"] > -3, name
+    assert actors["rho1"].run({**spec, "key": "wrong"})["log10_pvalue"] > -3
+
+
+@pytest.mark.parametrize("name", ["rho1", "rho0", "base"])
+def test_phi_pvalues_over_many_keys_are_uniform(actors: dict[str, DetectionActor], name: str) -> None:
+    """The unsupervised phi (the most frequent windows of other watermarked text of A, here the known split) under
+    H0: wrong keys on the radioactive model, any key on the controls; KS and the FPR at 0.05 and 0.01."""
+    actor = actors[name]
+    data = actor.default_data
+    assert data is not None
+    phi = actor.phi(data, DetectionSpec(setting="open", phi=50, phi_split="known", data=data))
+    assert phi is not None and phi.size == 50
+    reading = reading_pass(actor, data, "heldout", None)
+    pvalues = [
+        open_model_test(actor.watermark.with_key(derive_key(KEY, i)), reading, phi=phi, mid_p=True).pvalue
+        for i in range(N_KEYS)
+    ]
+    assert looks_uniform(pvalues), (name, uniformity(pvalues))
+    assert np.mean(np.asarray(pvalues) <= 0.01) <= 0.04, (name, uniformity(pvalues, alpha=0.01))
