@@ -205,7 +205,10 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
     if utility_table is not None:
         tables["utility"] = utility_table
     if len(tests):
-        tables["power"] = _power(tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")], base)
+        token_tests = tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")]
+        if "setting" in token_tests.columns:
+            token_tests = token_tests[token_tests["setting"] != "mia"]  # MIA scores samples, not tokens
+        tables["power"] = _power(token_tests, base)
         tables["findings"] = findings(tests, base, grid)
     captions = {name: CAPTION for name in tables if name == "pvalues" or name.startswith("ablation_")}
     captions.update(
