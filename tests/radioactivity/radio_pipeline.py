@@ -6,8 +6,9 @@ to pick up its watermark bias), 32-token answers, a strong KGW watermark (gamma 
 
 - main (k = 1): mixes rho = 1 (d = 1 and d = 0) and rho = 0 of 240 training records, known sets of 100, held-out
   sets of 150; B fine-tuned 12 epochs on each training set.
-- Aaronson (k = 1): A's answers watermarked with the Aaronson-Kirchner scheme, rho = 1 on 120 records, B fine-tuned
-  12 epochs (the same pipeline, the other scheme).
+- Aaronson (k = 2): A's answers watermarked with the Aaronson-Kirchner scheme, rho = 1 on 120 records, all known,
+  B fine-tuned 24 epochs (the same pipeline, the other scheme). Aaronson sampling is deterministic given the window:
+  at k = 1 most answers fall into the same loops and are dropped as near-duplicates, so k = 2.
 - phi (k = 2): rho = 1 on 120 records, all of them known (Alice knows every watermarked record B trained on); B
   fine-tuned 24 epochs, so that it partly memorises them. With k = 2 many windows of B's answers were never in its
   training data; that is where phi helps (with k = 1 every window is a single token, all of them seen).
@@ -156,15 +157,15 @@ def build_pipeline(root: Path) -> Pipeline:
         model_phi = timed(
             "finetune_phi", finetune_stage, finetune_config(24), prepared.base_b_dir, mix_phi / "train", root
         ).path
-        # Aaronson, k = 1: watermarked answers only (the plain set of the k = 1 run is unused at rho 1).
-        aar_cfg = generate_config(1, PHI_TRAIN_SIZE + HELDOUT_SIZE + 40, 1, scheme="aaronson")
+        # Aaronson, k = 2: watermarked answers only (the plain set of the k = 1 run is unused at rho 1).
+        aar_cfg = generate_config(2, 3 * (PHI_TRAIN_SIZE + 60), 1, scheme="aaronson")
         wm_aar = timed(
             "generate_aaronson", generate_stage, aar_cfg, prepared.base_a_dir, KEY, root, default_prompts(prepared)
         )
-        aar_mix = MixConfig(rho=1.0, d=1.0, train_size=PHI_TRAIN_SIZE, known_size=50, heldout_size=HELDOUT_SIZE)
+        aar_mix = MixConfig(rho=1.0, d=1.0, train_size=PHI_TRAIN_SIZE, known_size=PHI_TRAIN_SIZE, heldout_size=60)
         mix_aaronson = make_mix(aar_mix, wm_aar.path, plain_set.path, root).path
         model_aaronson = timed(
-            "finetune_aaronson", finetune_stage, finetune_config(12), prepared.base_b_dir, mix_aaronson / "train", root
+            "finetune_aaronson", finetune_stage, finetune_config(24), prepared.base_b_dir, mix_aaronson / "train", root
         ).path
     spec = WatermarkConfig(scheme="kgw", k=1, gamma=GAMMA, delta=DELTA)
     return Pipeline(
@@ -182,6 +183,6 @@ def build_pipeline(root: Path) -> Pipeline:
         watermark_phi=dataclasses.replace(spec, k=2),
         mix_aaronson=mix_aaronson,
         model_aaronson=model_aaronson,
-        watermark_aaronson=dataclasses.replace(spec, scheme="aaronson"),
+        watermark_aaronson=dataclasses.replace(spec, scheme="aaronson", k=2),
         timings=timings,
     )
