@@ -9,7 +9,7 @@ words, and does it draw an object its training captions never named? (Naseh, Roh
     python sweeps/replication.py --dry-run              # trials, shared stages and resources; starts nothing
 
 Stages, each built once per distinct dependency and cached by hash: `corpus` (the synthetic corpus: duplication
-count and seed), `dedup` (the training rows kept), `model` (the tiny model trained in its stage task, with
+count and seed), `dedup` (the training rows kept), `model` (the tiny model trained in one Ray Train worker, with
 checkpoints at several steps), `analysis` (filter, embed, cluster, thresholds, prompts, word pull, detector
 validation). Trials are evaluation-only points over checkpoint `step`, `guidance` and `sampler_steps` (and the
 training-time axes `duplicates` and `dedup`, which select stage instances); evaluation generates (prompt, seed
@@ -60,6 +60,11 @@ def _grid(config: ReplicationConfig) -> Grid:
     )
 
 
+def _resources(spec: dict[str, float]) -> Resources:
+    """Engine resources from a preset's mapping (YAML numbers are read as floats; `workers` is a count)."""
+    return Resources(**{k: int(v) if k == "workers" else v for k, v in spec.items()})
+
+
 def _check_paths(config: ReplicationConfig) -> None:
     """A model trained elsewhere: its folder and the metadata table must exist (errors name the preset field)."""
     for field, value in (("model.path", config.model.path), ("corpus.metadata", config.corpus.metadata)):
@@ -95,28 +100,28 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
                 "corpus",
                 steps.build_corpus,
                 depends_on=("duplicates", "seed", "corpus_config"),
-                resources=Resources(**res.corpus),
+                resources=_resources(res.corpus),
             ),
             Stage(
                 "dedup",
                 steps.build_dedup,
                 depends_on=("dedup", "dedup_config"),
                 needs=("corpus",),
-                resources=Resources(**res.corpus),
+                resources=_resources(res.corpus),
             ),
             Stage(
                 "model",
                 steps.build_model,
                 depends_on=("seed", "model_config"),
                 needs=("corpus", "dedup"),
-                resources=Resources(**res.model),
+                resources=_resources(res.model),
             ),
             Stage(
                 "analysis",
                 steps.build_analysis,
                 depends_on=("analysis_config",),
                 needs=("corpus",),
-                resources=Resources(**res.analysis),
+                resources=_resources(res.analysis),
             ),
         ]
     else:
@@ -125,7 +130,7 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
                 "analysis",
                 steps.build_analysis,
                 depends_on=("analysis_config", "corpus_config"),
-                resources=Resources(**res.analysis),
+                resources=_resources(res.analysis),
             )
         )
     evaluation = Evaluation(
@@ -133,7 +138,7 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
         tasks=steps.tasks,
         run=steps.run,
         actors=res.actors,
-        resources=Resources(**res.actor),
+        resources=_resources(res.actor),
         chunk_size=1,  # a task is already a (prompt, seed block): one recorded chunk each
         summarize=summarize,
         # Trials that differ only in guidance or sampler steps share a loaded checkpoint.

@@ -182,13 +182,24 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class ResourceConfig:
-    """Ray resources: each stage task (the model stage trains in its task), each evaluation actor."""
+    """Ray resources (`sweeps.engine.Resources` fields): each stage task and each evaluation actor.
+
+    The model stage trains in one Ray Train worker: `model.cpu` is its stage task (about none: it only waits on
+    the trainer), `model.cpu_per_worker` the worker's CPUs (torch's threads), `model.workers` is 1.
+    """
 
     corpus: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
-    model: dict[str, float] = field(default_factory=lambda: {"cpu": 2})
+    model: dict[str, float] = field(default_factory=lambda: {"cpu": 0, "workers": 1, "cpu_per_worker": 2})
     analysis: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
     actor: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
     actors: int = 2
+
+    def __post_init__(self) -> None:
+        require(
+            self.model.get("workers", 1) == 1,
+            "resources.model.workers",
+            "the tiny model trains in one Ray Train worker; set workers: 1",
+        )
 
 
 @dataclass(frozen=True)

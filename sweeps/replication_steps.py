@@ -40,6 +40,13 @@ def _bits(flags: np.ndarray) -> str:
     return "".join("1" if f else "0" for f in np.asarray(flags, dtype=bool))
 
 
+def _in_ray() -> bool:
+    """Whether this process is a Ray worker or driver (the sweep), without importing Ray when it is not loaded."""
+    import sys
+
+    return "ray" in sys.modules and bool(sys.modules["ray"].is_initialized())
+
+
 def bits_to_flags(text: str) -> np.ndarray:
     """The boolean array of a row's bit string (`"0110"`)."""
     return np.frombuffer(str(text).encode(), dtype=np.uint8) == ord("1")
@@ -121,31 +128,68 @@ class Steps:
     def build_model(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
         """Train the tiny model on the kept rows, with checkpoints `step-NNNNNN/` at every saved step.
 
-        Trains in this stage task (a Ray task holding the model stage's CPUs), so that every trial sharing the
-        (corpus, dedup) pair reuses one training; torch uses the task's CPUs.
-        """
-        from radio.replication.corpus import load_corpus
-        from radio.replication.t2i import TinyT2IConfig, train_tiny_t2i
+        Under Ray (the sweep) it trains in one Ray Train worker (`train_tiny_t2i_on_ray`: a `TorchTrainer` whose
+        worker holds `resources.model.cpu_per_worker` CPUs while this stage task holds about none), so every trial
+        sharing the (corpus, dedup) pair reuses one training. Outside Ray (a local build) it trains in-process.
 
-        corpus = load_corpus(inputs["corpus"])
-        kept = np.load(Path(inputs["dedup"]) / KEPT)
-        threads = max(1, int(self.config.resources.model.get("cpu", 1)))
-        t2i = replace(TinyT2IConfig.from_dict(dict(self.config.model.t2i)), threads=threads)
-        images = corpus.load_images(kept, size=t2i.image_size)
-        captions = [corpus.captions[i] for i in kept]
-        result = train_tiny_t2i(
-            captions,
-            images,
-            out_dir,
-            t2i,
-            seed=int(config["seed"]),
-            checkpoint_steps=self.config.model.checkpoint_steps,
-        )
-        # The resume state is only for an interrupted build; a complete stage folder does not need it.
+        Training writes into a work folder named by this build's config and inputs, beside the stage folders and
+        stable across attempts (the stage store gives each attempt a fresh temporary folder): a build killed
+        midway and started again continues from the last saved step, from the work folder's resume state or from
+        Ray Train's latest checkpoint of the same run. The checkpoints move into the stage folder at the end.
+        """
         import shutil
 
-        shutil.rmtree(out_dir / "resume", ignore_errors=True)
-        return {"train_rows": len(captions), "final_loss": result["final_loss"], "seconds": result["seconds"]}
+        from radio.cache import config_hash
+        from radio.replication.corpus import load_corpus
+        from radio.replication.t2i import TinyT2IConfig, train_tiny_t2i
+        from radio.replication.t2i.train import RESULT_FILE
+
+        res = self.config.resources.model
+        threads = max(1, int(res.get("cpu_per_worker", res.get("cpu", 1)) or 1))
+        t2i = replace(TinyT2IConfig.from_dict(dict(self.config.model.t2i)), threads=threads)
+        key = config_hash(dict(config), {name: Path(path).name for name, path in inputs.items()})
+        work = Path(out_dir).parent / f".train-{key}"
+        trained = work / "out"
+        seed = int(config["seed"])
+        steps = list(self.config.model.checkpoint_steps)
+        corpus = load_corpus(inputs["corpus"])
+        kept = np.load(Path(inputs["dedup"]) / KEPT)
+        if _in_ray():
+            from radio.replication.t2i.ray_train import save_training_data, train_tiny_t2i_on_ray
+
+            data = work / "data"
+            if not (data / "images.npy").is_file():
+                images = corpus.load_images(kept, size=t2i.image_size)
+                save_training_data(data, [corpus.captions[i] for i in kept], images)
+            result = train_tiny_t2i_on_ray(
+                data,
+                trained,
+                t2i,
+                seed,
+                steps,
+                cpus_per_worker=float(res.get("cpu_per_worker", 1)),
+                storage_path=work / "ray",
+                name="train",
+                max_failures=1,
+            )
+            if result is None:
+                raise RuntimeError(f"{trained}: training stopped before its last step")
+        else:
+            images = corpus.load_images(kept, size=t2i.image_size)
+            captions = [corpus.captions[i] for i in kept]
+            result = train_tiny_t2i(captions, images, trained, t2i, seed=seed, checkpoint_steps=steps)
+        # Checkpoints and the training record move into the stage folder; paths in the record become relative.
+        for folder in sorted(trained.glob("step-*")):
+            shutil.move(str(folder), str(Path(out_dir) / folder.name))
+        result["checkpoints"] = {s: Path(p).name for s, p in result["checkpoints"].items()}
+        write_json(Path(out_dir) / RESULT_FILE, result)
+        shutil.rmtree(work, ignore_errors=True)
+        return {
+            "train_rows": int(kept.size),
+            "final_loss": result["final_loss"],
+            "seconds": result["seconds"],
+            "ray_train": _in_ray(),
+        }
 
     def model_path(self, params: Mapping[str, Any], stages: Mapping[str, Path]) -> str:
         """The checkpoint a trial evaluates: the model stage's `step-NNNNNN` folder, or the preset's sd folder."""

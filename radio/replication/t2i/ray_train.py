@@ -104,6 +104,7 @@ def train_tiny_t2i_on_ray(
     checkpoint_steps: Sequence[int],
     *,
     use_gpu: bool = False,
+    cpus_per_worker: float = 1.0,
     storage_path: str | Path | None = None,
     name: str | None = None,
     max_failures: int = 0,
@@ -111,7 +112,11 @@ def train_tiny_t2i_on_ray(
 ) -> dict[str, Any] | None:
     """Train in one Ray Train worker (`TorchTrainer`); returns `train_result.json` of `out_dir`, None if stopped early.
 
-    The tiny model trains in a single process: one worker, so no gradient all-reduce is needed.
+    The tiny model trains in a single process: one worker, so no gradient all-reduce is needed. The worker asks
+    for `cpus_per_worker` CPUs (torch uses `config.threads` of them). The same `name` under the same
+    `storage_path` is the same Ray Train run: a second call restores its latest reported checkpoint (the worker
+    reads it with `ray.train.get_checkpoint()` when `out_dir` lost its resume state), so an interrupted training
+    continues instead of starting over.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -126,10 +131,13 @@ def train_tiny_t2i_on_ray(
         "stop_after_steps": stop_after_steps,
         "device": "cuda" if use_gpu else "cpu",
     }
+    gpu = {"GPU": 1.0} if use_gpu else {}
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=1, use_gpu=use_gpu),
+        scaling_config=ScalingConfig(
+            num_workers=1, use_gpu=use_gpu, resources_per_worker={"CPU": float(cpus_per_worker), **gpu}
+        ),
         run_config=RunConfig(
             name=name,
             storage_path=str(Path(storage_path).resolve()) if storage_path is not None else None,
