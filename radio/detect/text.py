@@ -9,6 +9,7 @@ Counts reported with every test:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from radio.detect.tape import DEDUP_MODES, column_ids, first_occurrence_of_ids, kgrams, rows_in, tape_columns
+from radio.detect.tape import DEDUP_MODES, first_occurrence_rows, rows_in, tape_columns
 from radio.watermark import Watermark
 
 PROMPT_EXCLUSION_MODES = ("own", "all", "none")
@@ -68,16 +69,37 @@ class DetectionResult:
         return {**asdict(self), "score_mean": self.score_mean}
 
 
-def _as_tensor_list(name: str, items: Sequence[Sequence[int]] | None) -> list[np.ndarray] | None:
-    if items is None:
-        return None
-    arrays = []
-    for i, item in enumerate(items):
-        array = np.asarray(item, dtype=np.int64).reshape(-1)
-        if array.size and array.min() < 0:
-            raise ValueError(f"{name}[{i}]: negative token id {int(array.min())}")
-        arrays.append(array)
-    return arrays
+def _flatten(name: str, items: Sequence[Sequence[int]] | None, lead: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Token-id sequences -> (`lead` zeros then all ids concatenated, as int64; length of each), no negative ids.
+
+    Lists (the usual input: JSONL, tokenizer output) are read in one C-level pass: building one numpy array per list
+    cost three times as much per token, and this conversion is a fixed share of every detection. The leading zeros
+    let callers use the result as a padded buffer without another copy.
+    """
+    items = [] if items is None else items
+    if all(type(item) is list or type(item) is tuple for item in items):
+        lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+        stream = itertools.chain(itertools.repeat(0, lead), itertools.chain.from_iterable(items))
+        flat = np.fromiter(stream, dtype=np.int64, count=lead + int(lengths.sum()))
+    else:  # arrays, tensors, other sequences: convert each
+        arrays = [np.asarray(item, dtype=np.int64).reshape(-1) for item in items]
+        lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
+        flat = np.concatenate([np.zeros(lead, dtype=np.int64), *arrays])
+    if flat.size > lead and (low := int(flat[lead:].min())) < 0:
+        where = int(np.searchsorted(np.cumsum(lengths), int(np.argmin(flat[lead:])), side="right"))
+        raise ValueError(f"{name}[{where}]: negative token id {low}")
+    return flat, lengths
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """Start of each piece in the concatenation of pieces of `lengths`."""
+    return np.cumsum(lengths) - lengths
+
+
+def _first_tokens(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Indices starts[i] + 0 .. counts[i] - 1 for every i, concatenated (O(sum counts), no per-piece Python)."""
+    total = int(counts.sum())
+    return np.repeat(starts - _offsets(counts), counts) + np.arange(total, dtype=np.int64)
 
 
 def _phi_tensor(phi: torch.Tensor | Iterable[Sequence[int]] | None, k: int) -> torch.Tensor | None:
@@ -101,41 +123,66 @@ def collect_pairs(
 
     Returns (windows (n, k), tokens (n,), has_window (n,) bool, prompt_window (n,) bool), n = total answer tokens.
     Windows reach back into the answer's prompt; `prompt_window` marks tokens whose window occurs in the answer's
-    own prompt (`own`) or in any prompt of the test (`all`).
+    own prompt (`own`) or in any prompt of the test (`all`). Rows without a full window (`has_window` False) hold
+    arbitrary ids: never score or count them. `windows` may be a strided view (overlapping rows) of one buffer.
     """
     if prompt_exclusion not in PROMPT_EXCLUSION_MODES:
         raise ValueError(f"prompt_exclusion: unknown mode {prompt_exclusion!r}; choose {list(PROMPT_EXCLUSION_MODES)}")
-    answers = _as_tensor_list("sequences", sequences) or []
-    prompt_arrays = _as_tensor_list("prompts", prompts)
-    if prompt_arrays is not None and len(prompt_arrays) != len(answers):
-        raise ValueError(f"prompts: {len(prompt_arrays)} prompts for {len(answers)} sequences")
-    if prompt_arrays is None:
-        prompt_arrays = [np.zeros(0, dtype=np.int64)] * len(answers)
-    # numpy on the hot path: torch's CPU indexing kernels are several times slower for these shapes.
-    prompt_len = np.fromiter((p.size for p in prompt_arrays), dtype=np.int64, count=len(prompt_arrays))
-    answer_len = np.fromiter((a.size for a in answers), dtype=np.int64, count=len(answers))
-    pieces = [piece for pair in zip(prompt_arrays, answers, strict=True) for piece in pair]
-    flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-    context_start = np.cumsum(prompt_len + answer_len) - (prompt_len + answer_len)
-    seq_id_np = np.repeat(np.arange(len(answers)), answer_len)
-    answer_offset = np.cumsum(answer_len) - answer_len
-    positions = (context_start + prompt_len - answer_offset)[seq_id_np] + np.arange(seq_id_np.size)
-    has_window = torch.from_numpy(positions - k >= context_start[seq_id_np])
-    tokens = torch.from_numpy(flat[positions])
-    window_index = np.maximum(positions[:, None] + np.arange(-k, 0)[None, :], 0)
-    windows = torch.from_numpy(flat[window_index].reshape(-1, k))
-    seq_id = torch.from_numpy(seq_id_np)
+    # Without prompts the answers, led by k zeros, are the whole context buffer (see below).
+    padded_answers, answer_len = _flatten("sequences", sequences, lead=k if prompts is None else 0)
+    answers = padded_answers[k:] if prompts is None else padded_answers
+    n = answers.shape[0]
+    if prompts is not None:
+        prompt_flat, prompt_len = _flatten("prompts", prompts)
+        if prompt_len.shape[0] != answer_len.shape[0]:
+            raise ValueError(f"prompts: {prompt_len.shape[0]} prompts for {answer_len.shape[0]} sequences")
+    else:
+        prompt_flat, prompt_len = np.zeros(0, dtype=np.int64), np.zeros_like(answer_len)
+    # One context buffer, prompt_0 answer_0 prompt_1 answer_1 ..., led by k zeros so that row p of its sliding
+    # k-window view is the window of context position p - k (numpy on the hot path: torch's CPU indexing kernels are
+    # several times slower for these shapes).
+    answer_pos: np.ndarray | None = None  # context position of each answer token (None: answers are contiguous)
+    if prompts is None:
+        context = padded_answers
+    else:
+        context = np.zeros(k + n + prompt_flat.shape[0], dtype=np.int64)
+        context_start = _offsets(prompt_len + answer_len)
+        answer_pos = _first_tokens(context_start + prompt_len, answer_len)
+        context[k + answer_pos] = answers
+        context[k + _first_tokens(context_start, prompt_len)] = prompt_flat
+    buffer = torch.from_numpy(context)
+    if k == 0:
+        windows = buffer.new_zeros((n, 0))
+    elif answer_pos is None:
+        windows = buffer.unfold(0, k, 1)[:n]  # a view: no copy of n x k ids
+    else:
+        windows = torch.from_numpy(np.lib.stride_tricks.sliding_window_view(context, k)[answer_pos])
+    # The first max(0, k - prompt length) tokens of each answer have no full window.
+    answer_start = _offsets(answer_len)
+    short = np.minimum(np.maximum(k - prompt_len, 0), answer_len)
+    has_window = np.ones(n, dtype=bool)
+    has_window[_first_tokens(answer_start, short)] = False
+    tokens = torch.from_numpy(answers)
 
-    prompt_window = torch.zeros(tokens.shape[0], dtype=torch.bool)
-    if prompt_exclusion != "none" and prompts is not None and tokens.numel():
-        grams = [kgrams(torch.from_numpy(p), k) for p in prompt_arrays]
+    prompt_window = torch.from_numpy(np.zeros(n, dtype=bool))  # numpy: see `score_tokens`
+    if prompt_exclusion != "none" and prompts is not None and n and not k:
+        prompt_window = torch.ones(n, dtype=torch.bool)  # the empty window occurs in every prompt
+    elif prompt_exclusion != "none" and prompts is not None and n:
+        # k-grams of the prompts: the window of every context position at prompt index >= k (still inside it),
+        # plus the last k-gram, which ends the prompt (the window of the answer's first token).
+        context_start = _offsets(prompt_len + answer_len)
+        gram_count = np.maximum(prompt_len - k + 1, 0)
+        gram_rows = _first_tokens(context_start + k, gram_count)  # rows of the padded view
+        grams = np.lib.stride_tricks.sliding_window_view(context, k)[gram_rows]
         if prompt_exclusion == "all":
-            prompt_window = rows_in(windows, torch.cat(grams))
+            prompt_window = rows_in(windows, torch.from_numpy(grams))
         else:  # own prompt: compare (sequence id, window) rows
-            owners = torch.repeat_interleave(torch.arange(len(grams)), torch.tensor([g.shape[0] for g in grams]))
-            reference = torch.cat([owners[:, None], torch.cat(grams)], dim=1)
-            prompt_window = rows_in(torch.cat([seq_id[:, None], windows], dim=1), reference)
-    return windows, tokens, has_window, prompt_window
+            seq_id = np.repeat(np.arange(answer_len.shape[0], dtype=np.int64), answer_len)
+            owners = np.repeat(np.arange(prompt_len.shape[0], dtype=np.int64), gram_count)
+            rows = torch.from_numpy(np.concatenate([seq_id[:, None], windows.numpy()], axis=1))
+            reference = torch.from_numpy(np.concatenate([owners[:, None], grams], axis=1))
+            prompt_window = rows_in(rows, reference)
+    return windows, tokens, torch.from_numpy(has_window), prompt_window
 
 
 def score_with_tape(
@@ -155,17 +202,23 @@ def score_with_tape(
     n_seen = int(tokens.shape[0])
     # numpy views of the same memory: several times faster than torch's CPU kernels for masking.
     all_tokens = tokens.cpu().numpy()
+    all_windows = windows.cpu().numpy()
     keep = eligible.cpu().numpy() & (all_tokens < wm.vocab_size)
-    everything = bool(keep.all())  # no copy when nothing was excluded
-    kept_windows = windows.cpu().numpy() if everything else windows.cpu().numpy()[keep]
-    kept_tokens = all_tokens if everything else all_tokens[keep]
-    columns = tape_columns(kept_windows, kept_tokens, dedup)
-    if columns is not None:
-        # An empty key (k = 0 with dedup on windows) is one and the same window for every token.
-        fresh = first_occurrence_of_ids(column_ids(columns) if columns else np.zeros(len(kept_tokens), np.int64))
-        kept_windows, kept_tokens = kept_windows[fresh], kept_tokens[fresh]
-    scores = wm.score_pairs(torch.from_numpy(kept_windows), torch.from_numpy(kept_tokens))
-    return TokenScores(scores, n_seen, int(keep.sum()), int(scores.shape[0]))
+    columns = tape_columns(all_windows, all_tokens, dedup)
+    selected: np.ndarray | None  # indices of the tokens to score, in order (None: all of them)
+    if columns is None:
+        selected = None if keep.all() else np.flatnonzero(keep)
+        n_eligible = n_seen if selected is None else int(selected.shape[0])
+    else:
+        n_eligible = int(np.count_nonzero(keep))
+        if columns:
+            selected = first_occurrence_rows(columns, keep)
+        else:  # an empty key (k = 0 with dedup on windows) is one and the same window for every token
+            selected = np.flatnonzero(keep)[:1]
+    if selected is not None:
+        all_windows, all_tokens = all_windows[selected], all_tokens[selected]
+    scores = wm.score_pairs(torch.from_numpy(all_windows), torch.from_numpy(all_tokens))
+    return TokenScores(scores, n_seen, n_eligible, int(scores.shape[0]))
 
 
 def result_from_scores(
@@ -179,7 +232,7 @@ def result_from_scores(
     test: str = "text",
 ) -> DetectionResult:
     """Turn scored tokens into a `DetectionResult` with the exact log-space p-value."""
-    statistic = float(scored.scores.sum()) if scored.n_scored else 0.0
+    statistic = wm.statistic(scored.scores) if scored.n_scored else 0.0
     log_p = wm.log_pvalue(statistic, scored.n_scored, mid_p=mid_p)
     return DetectionResult(
         statistic=statistic,
@@ -211,11 +264,13 @@ def score_tokens(
 ) -> TokenScores:
     """Per-token scores of `sequences` (answers to `prompts`) after exclusion, phi and the tape."""
     windows, tokens, has_window, prompt_window = collect_pairs(wm.k, sequences, prompts, prompt_exclusion)
-    eligible = has_window & ~prompt_window
+    # numpy for element-wise work on the hot path: torch's multi-threaded CPU kernels pay milliseconds of thread
+    # wake-ups per call on a busy machine, which dominated detection below ~1e6 tokens.
+    eligible_np = has_window.numpy() & ~prompt_window.numpy()
     phi_rows = _phi_tensor(phi, wm.k)
     if phi_rows is not None:
-        eligible &= rows_in(windows, phi_rows)
-    return score_with_tape(wm, windows, tokens, eligible, dedup)
+        eligible_np &= rows_in(windows, phi_rows).numpy()
+    return score_with_tape(wm, windows, tokens, torch.from_numpy(eligible_np), dedup)
 
 
 def detect_tokens(

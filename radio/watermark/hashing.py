@@ -54,14 +54,29 @@ _POSITION_MULTIPLIERS = [_mix_int(0x9E3779B97F4A7C15 * (j + 1)) | 1 for j in ran
 _TOKEN_MULTIPLIER = _mix_int(0xD6E8FEB86659FD93) | 1
 
 
-def _mix_numpy(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on uint64 arrays, in place (numpy's uint64 ops wrap and shift logically)."""
-    x ^= x >> np.uint64(30)
+_CHUNK = 1 << 15  # ids per chunk of the numpy pair hash: two uint64 buffers of 256 KB stay in a core's L2 cache
+
+
+def _mix_numpy(x: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+    """splitmix64 finaliser on uint64 arrays, in place (numpy's uint64 ops wrap and shift logically).
+
+    `scratch` (same shape) receives the shifted copies, so that no temporary is allocated.
+    """
+    tmp = np.empty_like(x) if scratch is None else scratch
+    np.right_shift(x, np.uint64(30), out=tmp)
+    x ^= tmp
     x *= np.uint64(_MIX1)
-    x ^= x >> np.uint64(27)
+    np.right_shift(x, np.uint64(27), out=tmp)
+    x ^= tmp
     x *= np.uint64(_MIX2)
-    x ^= x >> np.uint64(31)
+    np.right_shift(x, np.uint64(31), out=tmp)
+    x ^= tmp
     return x
+
+
+def _uint64_view(tensor: torch.Tensor) -> np.ndarray:
+    """A CPU integer tensor as a uint64 numpy array: a view (no copy) when it is already int64 on the CPU."""
+    return tensor.detach().cpu().to(torch.int64).numpy().view(np.uint64)
 
 
 def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -126,11 +141,44 @@ class RadioHasher(Hasher):
         return self._backend == "numpy" or (self._backend == "auto" and tensor.device.type == "cpu")
 
     def _window_seeds_numpy(self, windows: torch.Tensor) -> np.ndarray:
-        w = windows.to(torch.int64).numpy().astype(np.uint64, copy=False)
+        w = _uint64_view(windows)
         acc = np.full(w.shape[0], self._key64, dtype=np.uint64)
+        scratch = np.empty_like(acc)
         for j in range(w.shape[1]):  # k is small; each step is vectorised over the batch
-            acc ^= (w[:, j] + np.uint64(1)) * np.uint64(_POSITION_MULTIPLIERS[j])
-        return _mix_numpy(acc)
+            np.add(w[:, j], np.uint64(1), out=scratch)
+            scratch *= np.uint64(_POSITION_MULTIPLIERS[j])
+            acc ^= scratch
+        return _mix_numpy(acc, scratch)
+
+    def _pair_uniforms_numpy(self, windows: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The numpy pair hash, in cache-sized chunks with in-place arithmetic.
+
+        At 1e7 tokens the one-shot version made ~20 temporaries of 80 MB each: every one paid fresh page faults
+        and a trip through memory, so the hash cost grew faster than the tokens. Chunks of `_CHUNK` ids reuse the
+        same few buffers, which stay in cache. The arithmetic is the same, so the uniforms are identical.
+        """
+        n = tokens.shape[0]
+        out = np.empty(n, dtype=np.float64)
+        chunk = min(n, _CHUNK)
+        acc = np.empty(chunk, dtype=np.uint64)
+        scratch = np.empty(chunk, dtype=np.uint64)
+        for start in range(0, n, _CHUNK):
+            stop = min(n, start + _CHUNK)
+            a, tmp = acc[: stop - start], scratch[: stop - start]
+            a.fill(self._key64)
+            for j in range(windows.shape[1]):
+                np.add(windows[start:stop, j], np.uint64(1), out=tmp)
+                tmp *= np.uint64(_POSITION_MULTIPLIERS[j])
+                a ^= tmp
+            _mix_numpy(a, tmp)
+            np.add(tokens[start:stop], np.uint64(1), out=tmp)
+            tmp *= np.uint64(_TOKEN_MULTIPLIER)
+            a += tmp
+            _mix_numpy(a, tmp)
+            a >>= np.uint64(64 - _UNIFORM_BITS)
+            # uint64 -> float64 is exact below 2^53 and the scale is a power of two: same bits as the one-shot path.
+            np.multiply(a, _UNIFORM_SCALE, out=out[start:stop])
+        return out
 
     def _window_seeds_torch(self, windows: torch.Tensor) -> torch.Tensor:
         acc = torch.full((windows.shape[0],), _signed(self._key64), dtype=torch.int64, device=windows.device)
@@ -158,10 +206,8 @@ class RadioHasher(Hasher):
         """(n, k) windows and (n,) tokens -> (n,) uniforms in one vectorised pass."""
         self._check(windows)
         if self._use_numpy(windows):
-            seeds = self._window_seeds_numpy(windows.cpu())
-            t = tokens.cpu().to(torch.int64).numpy().astype(np.uint64, copy=False)
-            hashed = _mix_numpy(seeds + (t + np.uint64(1)) * np.uint64(_TOKEN_MULTIPLIER))
-            return torch.from_numpy(self._uniform_numpy(hashed)).to(tokens.device)
+            uniforms = self._pair_uniforms_numpy(_uint64_view(windows), _uint64_view(tokens))
+            return torch.from_numpy(uniforms).to(tokens.device)
         seeds = self._window_seeds_torch(windows)
         return self._uniform_torch(_mix_torch(seeds + (tokens.to(torch.int64) + 1) * _signed(_TOKEN_MULTIPLIER)))
 

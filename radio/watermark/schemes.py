@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
+import numpy as np
 import torch
 
 from radio.stats.tails import log_binom_sf, log_binom_sf_mid, log_gamma_sf
@@ -42,6 +43,10 @@ class Scheme(ABC):
     def token_scores(self, uniforms: torch.Tensor, threshold: float) -> torch.Tensor:
         """Per-token scores (float64) from the uniforms of the scored (window, token) pairs."""
 
+    def statistic(self, scores: torch.Tensor) -> float:
+        """The test statistic: the sum of the per-token scores (0.0 for none)."""
+        return float(scores.sum()) if scores.numel() else 0.0
+
     @abstractmethod
     def log_pvalue(self, statistic: float, n_scored: int, threshold: float, mid_p: bool) -> float:
         """Natural log of P(score sum >= statistic | H0, n_scored i.i.d. scores)."""
@@ -68,7 +73,17 @@ class KGW(Scheme):
 
     def token_scores(self, uniforms: torch.Tensor, threshold: float) -> torch.Tensor:
         """1.0 for green tokens, 0.0 otherwise."""
+        if uniforms.device.type == "cpu":
+            # numpy: torch's multi-threaded CPU kernels cost milliseconds of thread wake-ups per call on a busy
+            # machine, more than the comparison itself below ~1e6 tokens. Same values either way.
+            return torch.from_numpy((uniforms.numpy() < threshold).astype(np.float64))
         return (uniforms < threshold).to(torch.float64)
+
+    def statistic(self, scores: torch.Tensor) -> float:
+        """The green count (exact: a sum of 0/1 floats below 2^53 has no rounding), counted without torch on CPU."""
+        if scores.device.type == "cpu":
+            return float(np.count_nonzero(scores.numpy()))
+        return float(scores.sum())
 
     def log_pvalue(self, statistic: float, n_scored: int, threshold: float, mid_p: bool) -> float:
         """Exact binomial upper tail (or its mid-p variant) in log space."""

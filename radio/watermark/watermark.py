@@ -87,6 +87,10 @@ class Watermark:
         uniforms = self.hasher.pair_uniforms(windows.to(torch.int64), tokens.to(torch.int64), self.vocab_size)
         return self.scheme.token_scores(uniforms, self.threshold)
 
+    def statistic(self, scores: torch.Tensor) -> float:
+        """The test statistic of per-token scores from `score_pairs` (their sum; 0.0 for none)."""
+        return self.scheme.statistic(scores)
+
     def log_pvalue(self, statistic: float, n_scored: int, mid_p: bool = False) -> float:
         """Natural log of the exact H0 p-value of a score sum over `n_scored` deduplicated tokens."""
         if n_scored == 0:
