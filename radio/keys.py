@@ -73,7 +73,7 @@ def check_key(key_file: str | None, fingerprint: str) -> None:
     try:
         key = load_key(key_file)
     except MissingKeyError as err:
-        hint = "" if key_file else "; on a cluster, pass --key-file with a 0600 file on the shared file system"
+        hint = "; on a cluster, pass --key-file with a 0600 file on a file system every node shares"
         raise MissingKeyError(f"{err}{hint}") from None
     if key_fingerprint(key) != fingerprint:
         source = f"--key-file {key_file}" if key_file else f"${KEY_ENV_VAR}"

@@ -38,12 +38,16 @@ DEFAULT_KEY_FILE = Path("~/.config/radio/watermark.key")
 
 
 def _key_file(args: argparse.Namespace) -> str | None:
-    """The key file to use (None: the environment variable); the embedded default creates one when needed."""
+    """The key file to use (None: the environment variable); the embedded default creates one when needed, except
+    for a dry run, which writes nothing."""
     if args.key_file is not None:
         return str(Path(args.key_file).expanduser().resolve())
     if os.environ.get(KEY_ENV_VAR):
         return None
-    return str(ensure_key_file(DEFAULT_KEY_FILE).resolve())
+    default = DEFAULT_KEY_FILE.expanduser()
+    if args.dry_run and not default.exists():
+        return str(default.resolve())
+    return str(ensure_key_file(default).resolve())
 
 
 def _grid(config: AblationConfig) -> Grid:
@@ -72,7 +76,10 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
     """Declare the sweep: grid, shared stages, trial, detection actors and tables."""
     config = load_preset(args.preset)
     key_file = _key_file(args)
-    key = load_key(key_file)
+    if args.dry_run and args.key_file is None and key_file is not None and not Path(key_file).exists():
+        key: int | bytes = b"(no key yet: a dry run creates none)"  # stages show as "to build"
+    else:
+        key = load_key(key_file)
     steps = Steps(config, key_file)
     res = config.resources
     stage_resources = Resources(**res.stage)
@@ -112,6 +119,7 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
         resources=Resources(**res.trial),
         constants=constants,
         secrets=[key],
+        secret_files=[key_file] if key_file else [],
         manifest={"key_fingerprint": fingerprint},
         label=label,
         headline=headline,

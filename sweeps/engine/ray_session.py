@@ -18,7 +18,7 @@ import os
 import secrets
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,17 @@ def ensure_local_token() -> None:
             handle.write(secrets.token_hex(32))
 
 
-def init_ray(options: RunOptions) -> bool:
+def ship_excludes(secret_files: Sequence[str] = (), folders: Sequence[str] = ()) -> list[str]:
+    """What the shipped project leaves out: the defaults, and any secret file or storage folder inside it."""
+    extra = []
+    for path in [*secret_files, *folders]:
+        resolved = Path(path).expanduser().resolve()
+        if resolved.is_relative_to(PROJECT_ROOT):
+            extra.append("/" + str(resolved.relative_to(PROJECT_ROOT)))  # gitignore syntax: anchored at the root
+    return [*SHIP_EXCLUDES, *extra]
+
+
+def init_ray(options: RunOptions, secret_files: Sequence[str] = ()) -> bool:
     """Start or join Ray; True when this call did it (and the caller should shut it down)."""
     import ray
 
@@ -73,7 +83,8 @@ def init_ray(options: RunOptions) -> bool:
     if address:
         runtime_env: dict[str, Any] = {}
         if options.ship_code:
-            runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": SHIP_EXCLUDES}
+            folders = [str(p) for p in (options.storage_path, options.cache_root) if p]
+            runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": ship_excludes(secret_files, folders)}
         ray.init(address=address, log_to_driver=True, runtime_env=runtime_env or None)
         log.info("connected to the Ray cluster at %s (code shipped: %s)", address, options.ship_code)
         return True
@@ -94,47 +105,50 @@ def init_ray(options: RunOptions) -> bool:
     return True
 
 
-def _probe(marker: str, token: str, preflight: Callable[[], None] | None) -> dict[str, Any]:
-    """Runs on one node: can it see the driver's storage marker, and does the sweep's preflight pass?"""
-    path = Path(marker)
-    shared = path.is_file() and path.read_text() == token
+def _probe(markers: list[str], token: str, preflight: Callable[[], None] | None) -> dict[str, Any]:
+    """Runs on one node: can it see the driver's markers (storage, cache), and does the sweep's preflight pass?"""
+    unseen = [m for m in markers if not (Path(m).is_file() and Path(m).read_text() == token)]
     error = None
     if preflight is not None:
         try:
             preflight()
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
-    return {"host": socket.gethostname(), "shared": shared, "error": error}
+    return {"host": socket.gethostname(), "unseen": unseen, "error": error}
 
 
-def check_nodes(storage: Path, preflight: Callable[[], None] | None, timeout_s: float = 300.0) -> int:
+def check_nodes(folders: Sequence[Path], preflight: Callable[[], None] | None, timeout_s: float = 300.0) -> int:
     """Check every alive node of the cluster (see module doc); returns the number of nodes checked."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    storage.mkdir(parents=True, exist_ok=True)
-    marker = storage / f".node-check-{uuid.uuid4().hex[:12]}"
     token = uuid.uuid4().hex
-    marker.write_text(token)
+    markers = []
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        marker = folder / f".node-check-{token[:12]}"
+        marker.write_text(token)
+        markers.append(marker)
     try:
         probe = ray.remote(num_cpus=0, max_retries=0)(_probe)
         refs = {
             probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
-                str(marker), token, preflight
+                [str(m) for m in markers], token, preflight
             ): node
             for node in nodes
         }
         results = ray.get(list(refs), timeout=timeout_s)
     finally:
-        marker.unlink(missing_ok=True)
+        for marker in markers:
+            marker.unlink(missing_ok=True)
     problems = []
     for node, result in zip(refs.values(), results, strict=True):
         where = f"node {node.get('NodeManagerAddress')} ({result['host']})"
-        if not result["shared"]:
+        for marker in result["unseen"]:
             problems.append(
-                f"{where} cannot see the storage path {storage}: give --storage-path and --cache-root on a file "
-                "system shared by every node"
+                f"{where} cannot see {Path(marker).parent}: give --storage-path and --cache-root on a file system "
+                "shared by every node"
             )
         if result["error"]:
             problems.append(f"{where}: {result['error']}")

@@ -184,9 +184,10 @@ def _run(
     started_ray = False
     try:
         if todo:
-            started_ray = init_ray(options)
+            started_ray = init_ray(options, sweep.secret_files)
             if options.ray_address or sweep.preflight is not None:
-                n_nodes = check_nodes(Path(str(options.storage_path)), sweep.preflight)
+                folders = [Path(str(options.storage_path)), Path(str(options.cache_root))]
+                n_nodes = check_nodes(folders, sweep.preflight)
                 driver.emit("on_progress", f"cluster check: {n_nodes} node(s) see the storage and pass preflight")
             stage_summary = plan.run("ray", progress=lambda line: driver.emit("on_progress", line))
             log.info(stage_summary.line())

@@ -30,7 +30,8 @@ class Sweep:
     - `constants` are the values besides the params that change a trial's result (a data hash, a key
       fingerprint): part of every trial's id, recorded on the parent run, usable as stage dependencies. Never
       secrets, never paths or resources that do not change results.
-    - `secrets` are refused by the tracking guard; `manifest` is added to every stage manifest.
+    - `secrets` are refused by the tracking guard; `secret_files` (e.g. a key file) are never shipped to a
+      cluster's workers with the project's code; `manifest` is added to every stage manifest.
     - `label(params, grid)` names a trial (default: the grid's label, e.g. `rho=0.25 k=1 seed=0`); `headline(outcome)`
       is the line the console shows when the trial lands; `report(frame, grid)` builds the tables.
     - `preflight()` runs once on every node of the Ray cluster before anything starts (e.g. "is the key file
@@ -52,6 +53,7 @@ class Sweep:
     headline: Callable[[TrialOutcome], str] | None = None
     callbacks: Sequence[SweepCallback] = ()
     preflight: Callable[[], None] | None = None
+    secret_files: Sequence[str] = ()
 
     def trials(self) -> list[Trial]:
         """Every trial, its id hashing its params and the constants."""

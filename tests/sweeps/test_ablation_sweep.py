@@ -159,6 +159,20 @@ def test_dry_run_and_bad_overrides(tmp_path: Path) -> None:
     assert unknown.returncode != 0 and "temperature" in unknown.stderr
 
 
+def test_key_errors_and_a_dry_run_that_writes_no_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RADIO_WATERMARK_KEY"}
+    env["HOME"] = str(tmp_path / "home")
+    script = [sys.executable, str(REPO / "sweeps" / "ablation.py"), "--preset", "smoke"]
+    missing = subprocess.run(
+        [*script, "--key-file", str(tmp_path / "nope.key"), "--dry-run"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "error: --key-file" in missing.stderr and "Traceback" not in missing.stderr
+    dry = subprocess.run([*script, "--dry-run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert not (tmp_path / "home" / ".config" / "radio" / "watermark.key").exists()
+
+
 def test_unknown_preset_key_is_rejected(tmp_path: Path) -> None:
     preset = tmp_path / "bad.yaml"
     preset.write_text((REPO / "sweeps" / "presets" / "smoke.yaml").read_text() + "\nlearning_rate: 1\n")
