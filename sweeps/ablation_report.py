@@ -221,7 +221,7 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
             "findings": "The paper's claims, our numbers (log10 p) and a verdict.",
         }
     )
-    console = [name for name in ("pvalues", "utility", "power", "findings") if name in tables]
+    console = [name for name in ("pvalues", "utility", "findings") if name in tables]  # power: in MLflow only
     console += [t for t in tables if t.startswith("abl")]
     return Report(
         tables=tables,
