@@ -17,6 +17,7 @@ For KGW a token is green when its uniform is below `green_threshold(gamma)`; for
 from __future__ import annotations
 
 import hashlib
+import math
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -121,6 +122,10 @@ class Hasher(ABC):
     def green_threshold(self, gamma: float, vocab_size: int) -> float:
         """Uniforms below this value are green; it is also the exact H0 probability of green."""
 
+    def vocab_green(self, windows: torch.Tensor, vocab_size: int, threshold: float) -> torch.Tensor:
+        """(batch, k) windows -> (batch, vocab_size) bool: uniform < threshold (hashers may skip the uniforms)."""
+        return self.vocab_uniforms(windows, vocab_size) < threshold
+
 
 class RadioHasher(Hasher):
     """Keyed splitmix64 hash of (window, token) (the default).
@@ -136,6 +141,7 @@ class RadioHasher(Hasher):
     def __init__(self, key: int | bytes | str, scheme: str, backend: str = "auto") -> None:
         self._key64 = key_to_int64(key) & _MASK64
         self._backend = backend
+        self._vocab_rows: dict[int, np.ndarray] = {}
 
     def _use_numpy(self, tensor: torch.Tensor) -> bool:
         return self._backend == "numpy" or (self._backend == "auto" and tensor.device.type == "cpu")
@@ -190,17 +196,43 @@ class RadioHasher(Hasher):
         if windows.shape[1] > _MAX_K:
             raise ValueError(f"k: at most {_MAX_K} tokens per window, got {windows.shape[1]}")
 
+    def _vocab_row(self, vocab_size: int) -> np.ndarray:
+        """(token + 1) * C_T for every token of the vocabulary: the same every step, so computed once per size."""
+        row = self._vocab_rows.get(vocab_size)
+        if row is None:
+            row = (np.arange(vocab_size, dtype=np.uint64) + np.uint64(1)) * np.uint64(_TOKEN_MULTIPLIER)
+            row.flags.writeable = False
+            self._vocab_rows[vocab_size] = row
+        return row
+
+    def _vocab_hash_numpy(self, windows: torch.Tensor, vocab_size: int) -> np.ndarray:
+        """(batch, k) windows -> (batch, vocab_size) uint64 hashes, computed in place in one buffer."""
+        seeds = self._window_seeds_numpy(windows.cpu())
+        hashed = np.empty((seeds.shape[0], vocab_size), dtype=np.uint64)
+        np.add(seeds[:, None], self._vocab_row(vocab_size)[None, :], out=hashed)
+        return _mix_numpy(hashed)
+
     def vocab_uniforms(self, windows: torch.Tensor, vocab_size: int) -> torch.Tensor:
         """(batch, k) windows -> (batch, vocab_size) uniforms in one vectorised pass."""
         self._check(windows)
         if self._use_numpy(windows):
-            seeds = self._window_seeds_numpy(windows.cpu())
-            vocab = (np.arange(vocab_size, dtype=np.uint64) + np.uint64(1)) * np.uint64(_TOKEN_MULTIPLIER)
-            hashed = _mix_numpy(seeds[:, None] + vocab[None, :])
+            hashed = self._vocab_hash_numpy(windows, vocab_size)
             return torch.from_numpy(self._uniform_numpy(hashed)).to(windows.device)
         seeds = self._window_seeds_torch(windows)
         vocab = (torch.arange(vocab_size, dtype=torch.int64, device=windows.device) + 1) * _signed(_TOKEN_MULTIPLIER)
         return self._uniform_torch(_mix_torch(seeds[:, None] + vocab[None, :]))
+
+    def vocab_green(self, windows: torch.Tensor, vocab_size: int, threshold: float) -> torch.Tensor:
+        """(batch, k) windows -> (batch, vocab_size) bool green mask, compared on the integer hashes.
+
+        uniform = (h >> 11) * 2^-53 < t  <=>  (h >> 11) < ceil(t * 2^53)  <=>  h < ceil(t * 2^53) * 2^11, exactly
+        (h >> 11 is an integer and t * 2^53 is exact for t in (0, 1)): one comparison per token, no float pass.
+        """
+        self._check(windows)
+        if not self._use_numpy(windows) or not 0.0 < threshold < 1.0:
+            return self.vocab_uniforms(windows, vocab_size) < threshold
+        bound = np.uint64(math.ceil(threshold * 2.0**_UNIFORM_BITS) << (64 - _UNIFORM_BITS))
+        return torch.from_numpy(self._vocab_hash_numpy(windows, vocab_size) < bound).to(windows.device)
 
     def pair_uniforms(self, windows: torch.Tensor, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
         """(n, k) windows and (n,) tokens -> (n,) uniforms in one vectorised pass."""

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from radio.stats.tails import log_binom_sf, log_binom_sf_mid, log_gamma_sf
+from radio.watermark.hashing import Hasher
 from radio.watermark.sampling import nucleus_log_probs
 
 SCHEMES: dict[str, type[Scheme]] = {}
@@ -38,6 +39,21 @@ class Scheme(ABC):
         self, logits: torch.Tensor, uniforms: torch.Tensor, threshold: float, temperature: float, top_p: float
     ) -> torch.Tensor:
         """Logits to sample the next token from. `uniforms` covers the first min(width, vocab_size) columns."""
+
+    def watermark_logits(
+        self,
+        logits: torch.Tensor,
+        windows: torch.Tensor,
+        hasher: Hasher,
+        vocab_size: int,
+        threshold: float,
+        temperature: float,
+        top_p: float,
+    ) -> torch.Tensor:
+        """`sampling_logits` for the (batch, k) `windows` of one generation step, hashing as little as it needs."""
+        width = min(logits.shape[1], vocab_size)
+        uniforms = hasher.vocab_uniforms(windows, vocab_size)[:, :width]
+        return self.sampling_logits(logits, uniforms, threshold, temperature, top_p)
 
     @abstractmethod
     def token_scores(self, uniforms: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -66,10 +82,38 @@ class KGW(Scheme):
         self, logits: torch.Tensor, uniforms: torch.Tensor, threshold: float, temperature: float, top_p: float
     ) -> torch.Tensor:
         """Add delta to green logits, then temperature and top-p; `generate` samples from the result."""
-        biased = logits.float().clone()
-        width = uniforms.shape[1]
-        biased[:, :width] += self.delta * (uniforms < threshold).to(biased.dtype)
-        return nucleus_log_probs(biased, temperature, top_p)
+        return nucleus_log_probs(self.biased_logits(logits, uniforms < threshold), temperature, top_p)
+
+    def watermark_logits(
+        self,
+        logits: torch.Tensor,
+        windows: torch.Tensor,
+        hasher: Hasher,
+        vocab_size: int,
+        threshold: float,
+        temperature: float,
+        top_p: float,
+    ) -> torch.Tensor:
+        """KGW needs only the green mask: the hasher compares integer hashes, without a (batch, V) float pass."""
+        width = min(logits.shape[1], vocab_size)
+        green = hasher.vocab_green(windows, vocab_size, threshold)[:, :width]
+        return nucleus_log_probs(self.biased_logits(logits, green), temperature, top_p)
+
+    def biased_logits(self, logits: torch.Tensor, green: torch.Tensor) -> torch.Tensor:
+        """float32 logits + delta on the green columns (the first green.shape[1] columns; the rest unbiased).
+
+        On CPU in numpy: one add, where torch took a clone, a cast, a multiply and an add, each a multi-threaded
+        kernel whose thread wake-ups cost more than the arithmetic at generation sizes. The sums are the same
+        float32 additions (logit + float32(delta), or logit + 0), so the result is identical.
+        """
+        width = green.shape[1]
+        if logits.device.type != "cpu":
+            biased = logits.float().clone()
+            biased[:, :width] += self.delta * green.to(biased.dtype)
+            return biased
+        biased_np = logits.detach().float().numpy().copy()
+        biased_np[:, :width] += green.numpy() * np.float32(self.delta)
+        return torch.from_numpy(biased_np)
 
     def token_scores(self, uniforms: torch.Tensor, threshold: float) -> torch.Tensor:
         """1.0 for green tokens, 0.0 otherwise."""

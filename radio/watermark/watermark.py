@@ -127,7 +127,7 @@ class WatermarkLogitsProcessor:
         wm = self.watermark
         k = wm.k
         windows = input_ids[:, input_ids.shape[1] - k :] if k else input_ids[:, :0]
-        width = min(scores.shape[1], wm.vocab_size)
-        uniforms = wm.hasher.vocab_uniforms(windows.to(torch.int64), wm.vocab_size)[:, :width]
-        out = wm.scheme.sampling_logits(scores, uniforms, wm.threshold, wm.temperature, wm.top_p)
+        out = wm.scheme.watermark_logits(
+            scores, windows.to(torch.int64), wm.hasher, wm.vocab_size, wm.threshold, wm.temperature, wm.top_p
+        )
         return out.to(scores.dtype)
