@@ -3,8 +3,10 @@
 Both runs sample with the same temperature and top-p through radio's logits processors; the only difference is
 the watermark (keyed hashing of the last k tokens into a green list over the whole vocabulary at every step).
 Runs alternate (plain, watermarked, plain, ...) and the median of `--repeats` is reported, so that load from other
-processes hits both sides alike. Models are freshly initialised (throughput does not depend on the weights) and
-generate exactly `--new-tokens` tokens per row (no eos).
+processes hits both sides alike. Two clocks: wall time, and CPU time of this process (user + system, all threads).
+On a shared machine the wall clock also counts waiting for a core, so the CPU ratio is the steadier one. Models are
+freshly initialised (throughput does not depend on the weights) and generate exactly `--new-tokens` tokens per row
+(no eos).
 
     python bench/bench_generation.py [--presets tiny-0.5m tiny-1m tiny-4m] [--batch-size 64] [--threads 2]
 """
@@ -22,10 +24,10 @@ from radio.models import PRESETS, build_model, count_parameters
 from radio.watermark import Watermark, WatermarkConfig, plain_generation_kwargs
 
 
-def tokens_per_s(model, prompts: torch.Tensor, new_tokens: int, kwargs: dict, seed: int) -> float:
-    """One timed `generate` call: generated tokens per wall-clock second."""
+def tokens_per_s(model, prompts: torch.Tensor, new_tokens: int, kwargs: dict, seed: int) -> tuple[float, float]:
+    """One timed `generate` call: generated tokens per wall-clock second, and per CPU second of this process."""
     torch.manual_seed(seed)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with torch.no_grad():
         out = model.generate(
             input_ids=prompts,
@@ -36,8 +38,9 @@ def tokens_per_s(model, prompts: torch.Tensor, new_tokens: int, kwargs: dict, se
             pad_token_id=0,
             **kwargs,
         )
-    elapsed = time.perf_counter() - start
-    return (out.shape[1] - prompts.shape[1]) * prompts.shape[0] / elapsed
+    elapsed, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    tokens = (out.shape[1] - prompts.shape[1]) * prompts.shape[0]
+    return tokens / elapsed, tokens / cpu_s
 
 
 def main() -> None:
@@ -68,10 +71,14 @@ def main() -> None:
         for kwargs in sides.values():  # warm-up: first calls pay allocation and dispatch set-up
             tokens_per_s(model, prompts[:4], 4, kwargs, seed=0)
         speeds: dict[str, list[float]] = {side: [] for side in sides}
+        cpu_speeds: dict[str, list[float]] = {side: [] for side in sides}
         for repeat in range(args.repeats):
             for side, kwargs in sides.items():
-                speeds[side].append(tokens_per_s(model, prompts, args.new_tokens, kwargs, seed=repeat))
+                wall, cpu = tokens_per_s(model, prompts, args.new_tokens, kwargs, seed=repeat)
+                speeds[side].append(wall)
+                cpu_speeds[side].append(cpu)
         plain, marked = (statistics.median(speeds[s]) for s in ("plain", "watermarked"))
+        plain_cpu, marked_cpu = (statistics.median(cpu_speeds[s]) for s in ("plain", "watermarked"))
         rows.append(
             {
                 "preset": name,
@@ -79,6 +86,9 @@ def main() -> None:
                 "plain_tok_s": round(plain, 1),
                 "watermarked_tok_s": round(marked, 1),
                 "ratio": round(marked / plain, 3),
+                "plain_cpu_tok_s": round(plain_cpu, 1),
+                "watermarked_cpu_tok_s": round(marked_cpu, 1),
+                "cpu_ratio": round(marked_cpu / plain_cpu, 3),
             }
         )
     if args.json:
@@ -88,11 +98,15 @@ def main() -> None:
         f"threads={torch.get_num_threads()} batch={args.batch_size} prompt={args.prompt_tokens} "
         f"new={args.new_tokens} scheme={args.scheme} vocab={args.vocab_size} repeats={args.repeats} (median)"
     )
-    print(f"{'preset':<10} {'params':>10} {'plain tok/s':>12} {'wm tok/s':>10} {'wm/plain':>9}")
+    print(
+        f"{'preset':<10} {'params':>10} {'plain tok/s':>12} {'wm tok/s':>10} {'wm/plain':>9} "
+        f"{'plain CPU tok/s':>16} {'wm CPU tok/s':>13} {'CPU wm/plain':>13}"
+    )
     for row in rows:
         print(
             f"{row['preset']:<10} {row['params']:>10,} {row['plain_tok_s']:>12,.0f} "
-            f"{row['watermarked_tok_s']:>10,.0f} {row['ratio']:>9.3f}"
+            f"{row['watermarked_tok_s']:>10,.0f} {row['ratio']:>9.3f} {row['plain_cpu_tok_s']:>16,.0f} "
+            f"{row['watermarked_cpu_tok_s']:>13,.0f} {row['cpu_ratio']:>13.3f}"
         )
 
 
