@@ -227,6 +227,10 @@ class Steps:
                         "prompt": prompt["prompt"],
                         "seed_start": first + start,
                         "n": min(generate.block, generate.samples - start),
+                        # The sampler settings travel with the task: trials that differ only in them share
+                        # one loaded model (load_key), so the loading trial's params must not decide them.
+                        "guidance": float(outcome.params["guidance"]),
+                        "sampler_steps": int(outcome.params["sampler_steps"]),
                     }
                 )
         return out
@@ -265,14 +269,13 @@ class Steps:
         detector on the object prompts, and on the first block of each prompt draw its image grid."""
         from radio.replication.thresholds import score_generations
 
-        params = loaded["params"]
         seeds = list(range(int(task["seed_start"]), int(task["seed_start"]) + int(task["n"])))
         started = time.perf_counter()
         images = loaded["generator"].generate(
             [task["prompt"]] * len(seeds),
             seeds,
-            guidance_scale=float(params["guidance"]),
-            num_inference_steps=int(params["sampler_steps"]),
+            guidance_scale=float(task["guidance"]),
+            num_inference_steps=int(task["sampler_steps"]),
             batch_size=self.config.generate.batch_size,
         )
         seconds = time.perf_counter() - started

@@ -84,6 +84,8 @@ def test_sd14_steps_in_process(realpath, tmp_path):
     outcome = TrialOutcome(trial_id="t0", params=params, checkpoint_path=model, stages={"analysis": str(analysis_dir)})
     tasks = steps.tasks(outcome)
     assert len(tasks) == len(SD_KINDS) * SAMPLES // BLOCK
+    # Trials that differ only in sampler settings share a loaded model: the settings travel with each task.
+    assert all((t["guidance"], t["sampler_steps"]) == (7.5, params["sampler_steps"]) for t in tasks)
     loaded = steps.load(EvalContext("t0", model, params, {"analysis": analysis_dir}))
     assert type(loaded["generator"].pipeline).__name__ == "StableDiffusionPipeline"
     rows = [{**params, **task, **steps.run(loaded, task)} for task in tasks]
