@@ -62,14 +62,7 @@ def _grid(config: AblationConfig) -> Grid:
     }
     if config.models:
         checks["size"] = lambda v: v in config.models
-    return Grid(
-        base=config.grid.base,
-        vary=config.grid.vary,
-        mode=config.grid.mode,
-        seeds=tuple(config.grid.seeds),
-        include=config.grid.include,
-        checks=checks,
-    )
+    return config.grid.to_grid(checks)
 
 
 def build_sweep(args: argparse.Namespace) -> Sweep:

@@ -16,6 +16,7 @@ from radio.data import GenerateConfig, MixConfig, PrepareConfig
 from radio.detect.spec import DetectionSpec
 from radio.train import FinetuneConfig
 from radio.watermark import WatermarkConfig
+from sweeps.engine.grid import GridSection
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 AXES = ("rho", "lr", "epochs", "size", "k", "scheme", "method", "purify_steps")
@@ -23,24 +24,11 @@ AXES = ("rho", "lr", "epochs", "size", "k", "scheme", "method", "purify_steps")
 AXIS_DEFAULTS: dict[str, Any] = {"purify_steps": 0}
 
 
-@dataclass(frozen=True)
-class GridConfig:
+class GridConfig(GridSection):
     """The base point (every axis), the axes varied one at a time around it, extra points, and seeds."""
 
-    base: dict[str, Any]
-    vary: dict[str, list[Any]] = field(default_factory=dict)
-    include: list[dict[str, Any]] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=lambda: [0])
-    mode: str = "one_at_a_time"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "base", {**AXIS_DEFAULTS, **self.base})
-        missing = sorted(set(AXES) - set(self.base))
-        unknown = sorted(set(self.base) - set(AXES))
-        require(not missing, "grid.base", f"missing axes {missing}")
-        require(not unknown, "grid.base", f"unknown axes {unknown}; known: {list(AXES)}")
-        require(self.mode in ("one_at_a_time", "cartesian"), "grid.mode", "must be one_at_a_time or cartesian")
-        require(bool(self.seeds), "grid.seeds", "needs at least one seed")
+    AXES = AXES
+    AXIS_DEFAULTS = AXIS_DEFAULTS
 
 
 @dataclass(frozen=True)

@@ -50,14 +50,7 @@ def _grid(config: ReplicationConfig) -> Grid:
         "duplicates": lambda v: v >= 1 if config.corpus.source == "synthetic" else v == 0,
         "dedup": lambda v: v in DEDUP_MODES,
     }
-    return Grid(
-        base=config.grid.base,
-        vary=config.grid.vary,
-        mode=config.grid.mode,
-        seeds=tuple(config.grid.seeds),
-        include=config.grid.include,
-        checks=checks,
-    )
+    return config.grid.to_grid(checks)
 
 
 def _resources(spec: dict[str, float]) -> Resources:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from radio.config import ConfigError, from_dict, load_yaml, require, to_dict
+from sweeps.engine.grid import GridSection
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 PRESET_PREFIX = "replication-"
@@ -22,26 +23,13 @@ DEDUP_MODES = ("none", "exact", "near")  # radio.replication.dedup.DEDUP_MODES, 
 HEADLINE_RULE = "least-similar-member"  # DESIGN §5: the rule of the prototype's headline numbers
 
 
-@dataclass(frozen=True)
-class GridConfig:
+class GridConfig(GridSection):
     """The base point (every axis), the axes varied one at a time around it, extra points, and seeds.
 
     A trial's seed is the replicate: it seeds the synthetic corpus, the training and the generation seeds.
     """
 
-    base: dict[str, Any]
-    vary: dict[str, list[Any]] = field(default_factory=dict)
-    include: list[dict[str, Any]] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=lambda: [0])
-    mode: str = "one_at_a_time"
-
-    def __post_init__(self) -> None:
-        missing = sorted(set(AXES) - set(self.base))
-        unknown = sorted(set(self.base) - set(AXES))
-        require(not missing, "grid.base", f"missing axes {missing}")
-        require(not unknown, "grid.base", f"unknown axes {unknown}; known: {list(AXES)}")
-        require(self.mode in ("one_at_a_time", "cartesian"), "grid.mode", "must be one_at_a_time or cartesian")
-        require(bool(self.seeds), "grid.seeds", "needs at least one seed")
+    AXES = AXES
 
 
 @dataclass(frozen=True)

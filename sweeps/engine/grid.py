@@ -14,7 +14,7 @@ import math
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -260,3 +260,45 @@ def parse_overrides(overrides: str | Sequence[str] | None) -> list[tuple[str, li
             raise ConfigError(f"override {word!r}: expected AXIS=VALUE or AXIS=V1,V2,...")
         parsed.append((name, texts))
     return parsed
+
+
+@dataclass(frozen=True)
+class GridSection:
+    """A preset's `grid:` section as YAML holds it: the base point, axes varied around it, extra points, seeds.
+
+    A sweep subclasses it with `AXES` (every axis it knows) and `AXIS_DEFAULTS` (axes a preset may leave out of
+    the base point, with their value then); errors name the preset field.
+    """
+
+    AXES: ClassVar[tuple[str, ...]] = ()
+    AXIS_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    base: dict[str, Any]
+    vary: dict[str, list[Any]] = field(default_factory=dict)
+    include: list[dict[str, Any]] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    mode: str = "one_at_a_time"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", {**self.AXIS_DEFAULTS, **self.base})
+        missing = sorted(set(self.AXES) - set(self.base))
+        unknown = sorted(set(self.base) - set(self.AXES))
+        if missing:
+            raise ConfigError(f"grid.base: missing axes {missing}")
+        if unknown:
+            raise ConfigError(f"grid.base: unknown axes {unknown}; known: {list(self.AXES)}")
+        if self.mode not in ("one_at_a_time", "cartesian"):
+            raise ConfigError("grid.mode: must be one_at_a_time or cartesian")
+        if not self.seeds:
+            raise ConfigError("grid.seeds: needs at least one seed")
+
+    def to_grid(self, checks: Mapping[str, Callable[[Any], Any]] | None = None) -> Grid:
+        """The engine's `Grid` of this section, with the sweep's value checks per axis."""
+        return Grid(
+            base=self.base,
+            vary=self.vary,
+            mode=self.mode,  # type: ignore[arg-type]
+            seeds=tuple(self.seeds),
+            include=self.include,
+            checks=dict(checks or {}),
+        )
