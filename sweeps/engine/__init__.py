@@ -28,7 +28,7 @@ from sweeps.engine.callbacks import ResumeSource, SweepCallback, SweepStart
 from sweeps.engine.cli import add_arguments, apply_args, main, options_from_args
 from sweeps.engine.errors import ConfigError, SweepFailedError
 from sweeps.engine.evaluation import ActorPool, Chunk, ChunkResult, EvalContext, Evaluation, EvaluationWorker
-from sweeps.engine.grid import Grid, Trial, parse_overrides, trial_id_of
+from sweeps.engine.grid import Grid, GridSection, Trial, parse_overrides, trial_id_of
 from sweeps.engine.outcomes import Artifact, Report, SweepResult, TrialOutcome, results_frame
 from sweeps.engine.ray_session import check_nodes, init_ray
 from sweeps.engine.recording import MLflowRecorder
@@ -52,6 +52,7 @@ __all__ = [
     "Evaluation",
     "EvaluationWorker",
     "Grid",
+    "GridSection",
     "MLflowRecorder",
     "Report",
     "Resources",
