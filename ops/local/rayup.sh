@@ -7,8 +7,8 @@
 # `ray down` (which must also stop that MLflow server), and everything stopped by PID, unmounted and removed.
 # Needs: root; Debian packages openssh-server openssh-client rsync (installed with apt-get when missing); ports
 # 22, 5000 and 6379 free on 127.0.0.1 and /mnt/shared not a mount point; the project's environment active here
-# (its site-packages are reused by the node's venv, made with Debian's python3, through a .pth file; nothing is
-# installed into it). Takes about 4 minutes on 2 cores.
+# (its site-packages, bind-mounted read-only under the temp dir because CI's interpreter lives in root's 0700 home,
+# are reused by the node's venv, made with Debian's python3, through a .pth file; nothing is installed into it). Takes about 4 minutes on 2 cores.
 #   sudo ops/local/rayup.sh            # RADIO_HARNESS_KEEP=1 keeps the temp dir (not the user) for inspection
 set -euo pipefail
 HARNESS=rayup
@@ -37,6 +37,7 @@ chmod 755 "$work"
 sshd_pid=""
 created_user=""
 mounted=""
+site_mounted=""
 made_shared=""
 cleanup() {
   local pids
@@ -58,9 +59,10 @@ cleanup() {
   fi
   stop_pids_naming "$work"
   if [ -n "$mounted" ]; then umount "$shared" || umount -l "$shared" || true; fi
+  if [ -n "$site_mounted" ]; then umount "$work/site-packages" || umount -l "$work/site-packages" || true; fi
   if [ -n "$made_shared" ]; then rmdir "$shared" 2> /dev/null || true; fi
   if [ -n "$created_user" ]; then userdel -r "$user" 2> /dev/null || userdel "$user" || true; fi
-  if [ -z "${RADIO_HARNESS_KEEP:-}" ]; then rm -rf "$work"; else say "kept $work"; fi
+  if [ -z "${RADIO_HARNESS_KEEP:-}" ]; then rm -rf --one-file-system "$work"; else say "kept $work"; fi
 }
 trap cleanup EXIT
 
@@ -71,7 +73,15 @@ home="$(getent passwd "$user" | cut -d: -f6)"
 ssh-keygen -q -t ed25519 -N "" -C radio-harness -f "$work/id_ed25519"
 install -d -m 700 -o "$user" -g "$user" "$home/.ssh"
 install -m 600 -o "$user" -g "$user" "$work/id_ed25519.pub" "$home/.ssh/authorized_keys"
-su - "$user" -c "python3 -m venv --without-pip ~/venv && echo '$site' > \"\$(~/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/radio-harness-base.pth\""
+# The project's site-packages may sit where the node's user cannot reach (CI's pyenv under root's 0700 home):
+# the node sees it through a read-only bind mount under the temp dir instead. The name must contain
+# "site-packages": dill (datasets' fingerprints) pickles modules outside such paths by value, and fails on pyarrow.
+mkdir -p "$work/site-packages"
+mount --bind "$site" "$work/site-packages"
+site_mounted=1
+mount -o remount,bind,ro "$work/site-packages"
+su - "$user" -c "test -r '$work/site-packages/ray/__init__.py'" || die "user $user cannot read $site through $work/site-packages"
+su - "$user" -c "python3 -m venv --without-pip ~/venv && echo '$work/site-packages' > \"\$(~/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/radio-harness-base.pth\""
 for tool in ray mlflow; do  # console scripts of the project's environment, run by the node's interpreter
   sed "1s|.*|#!$home/venv/bin/python|" "$(command -v "$tool")" > "$home/venv/bin/$tool"
   chmod 755 "$home/venv/bin/$tool"
