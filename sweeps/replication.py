@@ -23,6 +23,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -71,6 +72,31 @@ def _check_paths(config: ReplicationConfig) -> None:
             raise ConfigError(f"{field}: {value} not found")
 
 
+def _resolved_corpus(config: ReplicationConfig) -> dict[str, Any]:
+    """The corpus section with the synthetic corpus's defaults filled in (and the drawing code's version), so that
+    a change of a default or of the drawing makes a new corpus stage instead of reusing a stale cached one."""
+    public = config.public_dict()["corpus"]
+    if config.corpus.source != "synthetic":
+        return public
+    from dataclasses import asdict
+
+    from radio.replication.synthetic import SYNTHETIC_VERSION, SyntheticCorpusConfig
+
+    resolved = asdict(SyntheticCorpusConfig(**config.corpus.synthetic))
+    resolved.pop("n_planted")  # the `duplicates` axis
+    return {**public, "synthetic": resolved, "synthetic_version": SYNTHETIC_VERSION}
+
+
+def _resolved_model(config: ReplicationConfig) -> dict[str, Any]:
+    """The model section with the tiny model's defaults filled in (same reason as `_resolved_corpus`)."""
+    public = config.public_dict()["model"]
+    if config.model.kind != "tiny":
+        return public
+    from radio.replication.t2i import TinyT2IConfig
+
+    return {**public, "t2i": TinyT2IConfig.from_dict(dict(config.model.t2i)).to_dict()}
+
+
 def build_sweep(args: argparse.Namespace) -> Sweep:
     """Declare the sweep: grid, shared stages, evaluation actors and tables."""
     config = load_preset(args.preset)
@@ -79,9 +105,9 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
     public = config.public_dict()
     # One hash per concern: a stage depends on the sections that change its output, every trial id on all.
     constants = {
-        "corpus_config": config_hash(public["corpus"]),
+        "corpus_config": config_hash(_resolved_corpus(config)),
         "dedup_config": config_hash(public["dedup"]),
-        "model_config": config_hash({"model": public["model"]}),
+        "model_config": config_hash({"model": _resolved_model(config)}),
         "analysis_config": config_hash(public["analysis"]),
         "generate_config": config_hash({k: v for k, v in public["generate"].items() if k != "device"}),
     }
@@ -161,4 +187,8 @@ DEFAULTS = RunOptions(storage_path=str(Path(".radio") / "sweeps"), cache_root=st
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # workers inherit it: no bars in the log
+    # Ray starts its workers at niceness 15, below the driver and below any other job: on a shared machine the
+    # training worker then got a fraction of the cores and the default took 40 minutes instead of ten. The work
+    # of this sweep is in its workers, so they keep the driver's priority unless the caller says otherwise.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     sys.exit(main(build_sweep, parser=parser(), defaults=DEFAULTS))

@@ -91,7 +91,7 @@ def _object_training(config: ReplicationConfig, corpus: Any, detector: Any) -> d
 
 def analyse(config: ReplicationConfig, corpus_path: Path, out_dir: Path, seed: int = 0) -> dict[str, Any]:
     """Run the whole analysis of the corpus at `corpus_path` into `out_dir`; returns counts for the manifest."""
-    from radio.replication.clustering import cluster_embeddings, rank_clusters, top_words
+    from radio.replication.clustering import caption_words, cluster_embeddings, rank_clusters, top_words
     from radio.replication.corpus import load_corpus
     from radio.replication.detectors import agreement, get_detector
     from radio.replication.embedders import get_embedder, get_text_embedder, nearest_caption_similarity
@@ -143,6 +143,9 @@ def analyse(config: ReplicationConfig, corpus_path: Path, out_dir: Path, seed: i
     for prompt, sim, index in zip(prompts, sims, where, strict=True):
         prompt["nearest_caption_similarity"] = float(sim)
         prompt["nearest_caption"] = captions[int(index)]
+    vocabulary = {word for caption in captions for word in caption_words(caption)}
+    for prompt in prompts:
+        prompt["unseen_words"] = sorted(caption_words(prompt["prompt"]) - vocabulary)
 
     detector = get_detector(cfg.detector, **cfg.detector_args)
     val_images, val_labels = validation_sample(config, seed)

@@ -113,10 +113,16 @@ class AnalysisConfig:
     pull_words: list[str] = field(
         default_factory=lambda: ["almond blossom", "almond", "blossom", "sunflowers", "orchard", "irises"]
     )
-    unrelated: str = "a red bicycle leaning against a brick wall on a rainy city street"
+    # The unrelated scene and the controls are made of words the tiny model saw in training, on other images (a
+    # generic caption, another painter's work). A word it never saw encodes as <unk>: a prompt of unseen words is
+    # an empty prompt to it, and the empty prompt draws the most duplicated image (the planted artwork): the first
+    # default ("a red bicycle leaning against a brick wall on a rainy city street") replicated in 34% of seeds.
+    # `unseen_words` in analysis.json and in the caption_similarity table lists each prompt's words that no
+    # training caption holds. A real model's prompts (sd14) come from its preset.
+    unrelated: str = "green triangle and blue ring on sand background, stock photo"
     controls: dict[str, str] = field(
         default_factory=lambda: {
-            "unrelated": "a red bicycle leaning against a brick wall on a rainy city street",
+            "unrelated": "green triangle and blue ring on sand background, stock photo",
             "painter": "Fjord in Winter by Marek Solvang, oil on canvas",
         }
     )

@@ -218,6 +218,7 @@ def _analysis_tables(analyses: Mapping[str, dict[str, Any]]) -> dict[str, pd.Dat
                     "prompt": p["prompt"],
                     "similarity": p["nearest_caption_similarity"],
                     "nearest_caption": p["nearest_caption"],
+                    "unseen_words": " ".join(p.get("unseen_words", [])),
                     "text_embedder": data["text_embedder"],
                 }
             )

@@ -94,14 +94,7 @@ class Steps:
 
         synthetic = SyntheticCorpusConfig(**self.config.corpus.synthetic, n_planted=int(config["duplicates"]))
         build_synthetic_corpus(out_dir, synthetic, seed=int(config["seed"]))
-        return {
-            "rows": synthetic.n_generic
-            + 3 * synthetic.n_painter_works
-            + synthetic.n_planted
-            + synthetic.n_confounders
-            + synthetic.n_subject
-            + synthetic.n_scene
-        }
+        return {"rows": synthetic.total_rows()}
 
     def build_dedup(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
         """The training rows kept by the dedup option (`kept.npy`), with how many planted copies survive."""
@@ -347,6 +340,7 @@ def validation_sample(config: ReplicationConfig, seed: int) -> tuple[np.ndarray,
         synthetic = SyntheticCorpusConfig(
             n_generic=0,
             n_painter_works=0,
+            n_artist_works=0,
             n_planted=1,
             n_confounders=0,
             n_subject=cfg.validation_size - n_scene,

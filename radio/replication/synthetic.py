@@ -2,8 +2,10 @@
 
 Groups (column `group`):
 - `generic`: shapes over photo-like procedural backgrounds, captions full of filler words;
-- `painter`: works of three fictional painters, each with its own palette and titles (the planted painter's other
-  works share the painter's name, which is what the word-pull analysis measures against);
+- `painter`: works of three fictional painters, each with its own palette and titles. The planted painter has
+  many (`n_artist_works`, all different), the other two fewer (`n_painter_works` each). As with Van Gogh in
+  LAION, the artist's name spans many different artworks, so that the name alone draws a mix of them and rarely
+  the planted one: the planted copies hold about a tenth of the name's captions by default;
 - `planted`: one artwork of the planted painter duplicated `n_planted` times with light augmentation (shifts of a
   pixel, colour jitter, grain); its captions always hold the title words, and the painter's full name
   (`artist_full_share`), surname only (`artist_surname_share`) or no name (the rest);
@@ -27,6 +29,8 @@ import pandas as pd
 from PIL import Image
 
 IMAGE_SIZE = 32
+# Bumped whenever the drawing or the captions change, so that cached corpus stages are not reused across versions.
+SYNTHETIC_VERSION = 2
 
 # The object: a flag-like patch with fixed colours and layout, large enough (12x14 of 32x32) to survive a tiny
 # diffusion model: horizontal red/white stripes three rows high, a blue canton at its top-left.
@@ -135,21 +139,26 @@ _SCENE_WORDS = ("outer space", "stars", "night sky", "galaxy", "deep space", "co
 class SyntheticCorpusConfig:
     """Sizes and shares of the synthetic corpus; the defaults follow DESIGN §5 (what worked on the prototype)."""
 
-    n_generic: int = 2000
-    n_painter_works: int = 100  # per painter, three painters
+    n_generic: int = 1500
+    n_painter_works: int = 100  # per other painter (two of them)
+    # The planted painter's other works: with 200 copies and a quarter of their captions naming the painter,
+    # the copies are 50 of the ~450 captions that hold the name (11%). With the name on 80% of the copies and
+    # 100 other works (the first prototype), the copies were 2/3 of the name's captions and "Elise Varnhagen"
+    # alone drew the planted artwork in 10-44% of generations.
+    n_artist_works: int = 400
     n_planted: int = 200
-    n_confounders: int = 40
-    n_subject: int = 800
+    n_confounders: int = 60
+    n_subject: int = 500
     n_scene: int = 150
     object_share: float = 0.29
-    artist_full_share: float = 0.70
-    artist_surname_share: float = 0.10
+    artist_full_share: float = 0.20
+    artist_surname_share: float = 0.05
     max_shift: int = 1  # pixels, planted augmentation
     colour_jitter: float = 0.08  # relative brightness jitter of planted copies
     image_size: int = IMAGE_SIZE
 
     def __post_init__(self) -> None:
-        for name in ("n_generic", "n_painter_works", "n_confounders", "n_subject", "n_scene"):
+        for name in ("n_generic", "n_painter_works", "n_artist_works", "n_confounders", "n_subject", "n_scene"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"SyntheticCorpusConfig.{name}: expected a non-negative integer, got {value!r}")
@@ -167,6 +176,18 @@ class SyntheticCorpusConfig:
             raise ValueError(f"SyntheticCorpusConfig.max_shift: expected an integer in [0, 4], got {self.max_shift!r}")
         if self.image_size != IMAGE_SIZE:
             raise ValueError(f"SyntheticCorpusConfig.image_size: only {IMAGE_SIZE} is drawn, got {self.image_size!r}")
+
+    def total_rows(self) -> int:
+        """Number of rows (images) of the corpus."""
+        return (
+            self.n_generic
+            + 2 * self.n_painter_works
+            + self.n_artist_works
+            + self.n_planted
+            + self.n_confounders
+            + self.n_subject
+            + self.n_scene
+        )
 
 
 # ---------------------------------------------------------------------------------------------- drawing helpers
@@ -353,7 +374,8 @@ def build_synthetic_corpus(out_dir: str | Path, config: SyntheticCorpusConfig, s
 
     for painter, titles in _PAINTER_TITLES.items():
         palette = rng.uniform(20, 240, size=(5, 3))
-        for _ in range(config.n_painter_works):
+        works = config.n_artist_works if painter == PLANTED_ARTIST else config.n_painter_works
+        for _ in range(works):
             title = str(rng.choice(titles))
             name = painter if rng.random() < 0.85 else painter.split()[-1]
             parts = [f"{title} by {name}", *_pick(rng, _ART_WORDS, 1, 3), *_pick(rng, _FILLER, 1, 3)]

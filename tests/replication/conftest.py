@@ -9,7 +9,7 @@ import pytest
 from radio.replication.synthetic import SyntheticCorpusConfig
 
 SMALL_CONFIG = SyntheticCorpusConfig(
-    n_generic=200, n_painter_works=30, n_planted=60, n_confounders=10, n_subject=100, n_scene=20
+    n_generic=200, n_painter_works=30, n_artist_works=120, n_planted=60, n_confounders=10, n_subject=100, n_scene=20
 )
 
 

@@ -192,3 +192,41 @@ def test_smoke_preset_end_to_end_then_rerun_regenerates_nothing(tmp_path, ray_to
     assert len(parents_after) == 1
     assert len(children_after) == SMOKE_TRIALS  # the finished trials were found again, not run twice
     assert np.isfinite(by_kind["rate"]).all()
+
+
+def test_default_controls_and_unrelated_scene_use_words_the_model_saw(tmp_path):
+    """A word the tiny model never saw encodes as <unk> (an empty prompt, which draws the most duplicated image):
+    the default's controls and unrelated scene must be made of training words, none of them the keyword's."""
+    from radio.replication.clustering import caption_words
+    from radio.replication.synthetic import SyntheticCorpusConfig, build_synthetic_corpus
+    from sweeps.replication_config import load_preset
+
+    config = load_preset("tiny")
+    corpus = build_synthetic_corpus(tmp_path, SyntheticCorpusConfig(n_planted=20, n_artist_works=40), seed=0)
+    captions = pd.read_parquet(corpus / "metadata.parquet")["caption"]
+    vocabulary = set().union(*(caption_words(c) for c in captions))
+    keyword_words = caption_words(config.analysis.prompt_keywords or config.analysis.keyword)
+    prompts = {"unrelated": config.analysis.unrelated, **config.analysis.controls}
+    prompts |= {"subject": config.analysis.subject_prompt, "scene": config.analysis.scene_prompt}
+    for name, text in prompts.items():
+        words = caption_words(text)
+        assert words <= vocabulary, (name, sorted(words - vocabulary))
+        assert not words & keyword_words, name
+
+
+def test_stage_hashes_follow_the_resolved_defaults():
+    """The corpus and model stages are keyed by their configs with defaults filled in: writing a default out
+    changes nothing, changing a value (or a default in the code) makes a new stage."""
+    from dataclasses import replace
+
+    from sweeps.replication import _resolved_corpus, _resolved_model
+    from sweeps.replication_config import load_preset
+
+    base = load_preset("tiny")
+    same = replace(base, corpus=replace(base.corpus, synthetic={"n_artist_works": 400}))
+    other = replace(base, corpus=replace(base.corpus, synthetic={"n_artist_works": 399}))
+    assert _resolved_corpus(base) == _resolved_corpus(same) != _resolved_corpus(other)
+    assert "synthetic_version" in _resolved_corpus(base)
+    deeper = replace(base, model=replace(base.model, t2i={**base.model.t2i, "caption_dropout": 0.1}))
+    changed = replace(base, model=replace(base.model, t2i={**base.model.t2i, "caption_dropout": 0.2}))
+    assert _resolved_model(base) == _resolved_model(deeper) != _resolved_model(changed)
