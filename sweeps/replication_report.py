@@ -10,7 +10,10 @@ Tables (issue 11 item 4; rates are fractions, intervals 95% Clopper–Pearson):
 - `caption_similarity`: every prompt's similarity to its nearest training caption;
 - `word_pull`: the share of each word's keyword-filtered data that lies in the target cluster;
 - `mcnemar`: exact McNemar between every two prompts of a trial, on paired seeds, per rule;
-- `detector_agreement`; `quality_gates` (each gate, its value, whether it passed).
+- `detector_agreement`; `quality_gates` (each gate, its value, whether it passed);
+- `expectations`: the paper's claims under the headline rule (keywords alone and unrelated-with-keywords at most
+  5%, the related kinds at least 30%, the object above its training rate's lower bound, its control near 0),
+  each met or not by the point estimate and by the whole interval.
 Plots: replication rate against duplication count, guidance scale and checkpoint step, with intervals.
 """
 
@@ -47,6 +50,7 @@ Tables (artifacts `tables/`, also MLflow tables; rates are fractions with 95% Cl
   its rate in the subject's training images (`train_rate`; also `object_rates.csv`).
 - `clusters`, `caption_similarity`, `word_pull`, `mcnemar` (paired seeds), `detector_agreement`.
 - `quality_gates`: controls at most 2% replication, detector agreement at least 80%, target cluster in the top 3.
+- `expectations`: the paper's claims (least-similar-member rule), each met or not, by the estimate and the interval.
 Image grids (per trial, `files/grids/`): generations on top, each one's nearest training image below.
 """
 
@@ -273,6 +277,60 @@ def quality_gates(by_kind: pd.DataFrame, analyses: Mapping[str, dict[str, Any]])
     return pd.DataFrame.from_records(rows, columns=["gate", "value", "limit", "passed", "worst"])
 
 
+# The paper's claims (issue 11, "what it must show"), checked on every trial under the headline rule: the keywords
+# alone, or in an unrelated scene, rarely replicate; related captions and the co-occurring words without the
+# keywords often do; the unnamed object comes back more often than its training rate's lower bound, and not
+# without the subject. Findings, not quality gates: on a real model they may fail, and that is the result.
+EXPECTED_KINDS = {
+    "keywords": ("<=", 0.05),
+    "unrelated-with-keywords": ("<=", 0.05),
+    "short-related": (">=", 0.30),
+    "long-related": (">=", 0.30),
+    "cooccurring-without-keywords": (">=", 0.30),
+}
+OBJECT_CONTROL_MAX = 0.05
+
+
+def expectations(by_kind: pd.DataFrame, objects: pd.DataFrame, rule: str = HEADLINE_RULE) -> pd.DataFrame:
+    """Per trial, each claim of the paper under `rule`: the rate, its 95% interval, whether the point estimate
+    meets the claim (`met`) and whether the whole interval does (`separated`)."""
+    columns = ["claim", "rate", "ci_low", "ci_high", "limit", "met", "separated"]
+    records = []
+    axes = [a for a in TRIAL_COLUMNS if a in by_kind.columns]
+    part = by_kind[(by_kind["rule"] == rule) & by_kind["kind"].isin(list(EXPECTED_KINDS))] if len(by_kind) else []
+    for row in part.itertuples(index=False) if len(part) else []:
+        op, limit = EXPECTED_KINDS[row.kind]
+        low_side = op == "<="
+        records.append(
+            {
+                **{a: getattr(row, a) for a in axes},
+                "claim": f"{row.kind} {op} {limit:.0%}",
+                "rate": row.rate,
+                "ci_low": row.ci_low,
+                "ci_high": row.ci_high,
+                "limit": limit,
+                "met": bool(row.rate <= limit if low_side else row.rate >= limit),
+                "separated": bool(row.ci_high <= limit if low_side else row.ci_low >= limit),
+            }
+        )
+    for row in objects.itertuples(index=False) if len(objects) else []:
+        subject = row.prompt_kind == "subject"
+        limit = float(row.train_ci_low) if subject else OBJECT_CONTROL_MAX
+        records.append(
+            {
+                **{a: getattr(row, a) for a in axes if hasattr(row, a)},
+                "claim": "object: subject > training rate's ci_low" if subject else f"object: control <= {limit:.0%}",
+                "rate": row.rate,
+                "ci_low": row.ci_low,
+                "ci_high": row.ci_high,
+                "limit": limit,
+                "met": bool(row.rate > limit if subject else row.rate <= limit),
+                "separated": bool(row.ci_low > limit if subject else row.ci_high <= limit),
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=[*axes, *columns] if records else columns)
+
+
 def _rate_plot(by_kind: pd.DataFrame, axis: str, rule: str = HEADLINE_RULE) -> Any:
     """Replication rate against `axis` under `rule`, one line per kind, with Clopper–Pearson intervals."""
     figure, axes = new_figure(7, 4.5)
@@ -328,6 +386,15 @@ def _display(by_kind: pd.DataFrame, objects: pd.DataFrame, frame: pd.DataFrame) 
     return out
 
 
+def _display_claims(claims: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Console version of `expectations`: the varied axes, claim, "rate [ci]", met, separated."""
+    if not len(claims):
+        return claims
+    varied = [a for a in _axes(frame) if frame[a].nunique() > 1 and a in claims.columns]
+    cells = [_cell(r, lo, hi) for r, lo, hi in claims[["rate", "ci_low", "ci_high"]].to_numpy()]
+    return claims.assign(rate=cells)[[*varied, "claim", "rate", "met", "separated"]]
+
+
 def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
     """Every table, plot, gate and CSV of the sweep."""
     analyses = _analyses(frame)
@@ -337,6 +404,8 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
     tables["mcnemar"] = mcnemar_table(frame)
     gates = quality_gates(by_kind, analyses)
     tables["quality_gates"] = gates
+    claims = expectations(by_kind, objects)
+    tables["expectations"] = claims
     figures = {}
     for axis in ("duplicates", "guidance", "step", "dedup", "sampler_steps"):
         if axis in frame.columns and frame[axis].nunique() > 1:
@@ -354,8 +423,12 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
     return Report(
         tables={k: v for k, v in tables.items() if len(v.columns)},
         figures=figures,
-        console=["replication_by_kind", "object_rates", "quality_gates"],
-        display={**_display(by_kind, objects, frame), "quality_gates": gates[["gate", "value", "passed"]]},
+        console=["replication_by_kind", "object_rates", "expectations", "quality_gates"],
+        display={
+            **_display(by_kind, objects, frame),
+            "expectations": _display_claims(claims, frame),
+            "quality_gates": gates[["gate", "value", "passed"]],
+        },
         captions={
             "replication_by_kind": "Rates are fractions; ci_low/ci_high: 95% Clopper-Pearson. Console: % [95% CI].",
             "object_rates": "The object's rate in generations vs in the subject's training images (train_rate).",

@@ -230,3 +230,34 @@ def test_stage_hashes_follow_the_resolved_defaults():
     deeper = replace(base, model=replace(base.model, t2i={**base.model.t2i, "caption_dropout": 0.1}))
     changed = replace(base, model=replace(base.model, t2i={**base.model.t2i, "caption_dropout": 0.2}))
     assert _resolved_model(base) == _resolved_model(deeper) != _resolved_model(changed)
+
+
+def test_expectations_met_and_separated_on_hand_made_counts():
+    """The paper's claims on known counts: 1/50 keywords (met, interval above 5%: not separated), 0/50 unrelated
+    (met; its interval still reaches 7%), 20/50 short-related (met, interval reaches below 30%), 10/50 long (not met); object 30/100
+    against a training interval starting at 0.25 (met), control 3/100 (met, interval above 5%)."""
+    from sweeps.replication_report import HEADLINE_RULE, expectations, replication_by_kind
+
+    counts = {"keywords": 1, "unrelated-with-keywords": 0, "short-related": 20, "long-related": 10}
+    rows = []
+    for index, (kind, hits) in enumerate(counts.items()):
+        row = {"step": 1, "seed": 0, "prompt_index": index, "kind": kind, "prompt": kind, "generated": 50}
+        rows.append({**row, f"replicated:{HEADLINE_RULE}": hits, "replicated:p5-member": 50})
+    by_kind = replication_by_kind(pd.DataFrame(rows))
+    objects = pd.DataFrame(
+        [
+            {"step": 1, "seed": 0, "prompt_kind": k, "rate": r, "ci_low": lo, "ci_high": hi, "train_ci_low": 0.25}
+            for k, r, lo, hi in (("subject", 0.30, 0.21, 0.40), ("control", 0.03, 0.006, 0.085))
+        ]
+    )
+    table = expectations(by_kind, objects).set_index("claim")
+    assert len(table) == 6  # the other rule's rows are not claims
+    verdicts = {claim: (row["met"], row["separated"]) for claim, row in table.iterrows()}
+    assert verdicts["keywords <= 5%"] == (True, False)
+    assert verdicts["unrelated-with-keywords <= 5%"] == (True, False)  # 0/50: the interval reaches 7.1%
+    assert table.loc["unrelated-with-keywords <= 5%", "ci_high"] == pytest.approx(1 - 0.025 ** (1 / 50))
+    assert verdicts["short-related >= 30%"] == (True, False)
+    assert verdicts["long-related >= 30%"] == (False, False)
+    assert verdicts["object: subject > training rate's ci_low"] == (True, False)
+    assert verdicts["object: control <= 5%"] == (True, False)
+    assert table.loc["short-related >= 30%", "rate"] == pytest.approx(0.4)
