@@ -234,8 +234,9 @@ def test_stage_hashes_follow_the_resolved_defaults():
 
 def test_expectations_met_and_separated_on_hand_made_counts():
     """The paper's claims on known counts: 1/50 keywords (met, interval above 5%: not separated), 0/50 unrelated
-    (met; its interval still reaches 7%), 20/50 short-related (met, interval reaches below 30%), 10/50 long (not met); object 30/100
-    against a training interval starting at 0.25 (met), control 3/100 (met, interval above 5%)."""
+    (met; its interval still reaches 7%), 20/50 short-related (met, interval reaches below 30%), 10/50 long (not
+    met); object 30/100 against a training interval starting at 0.25 (met), control 3/100 (met, interval above
+    5%)."""
     from sweeps.replication_report import HEADLINE_RULE, expectations, replication_by_kind
 
     counts = {"keywords": 1, "unrelated-with-keywords": 0, "short-related": 20, "long-related": 10}
