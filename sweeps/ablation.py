@@ -26,6 +26,7 @@ from radio.cache import config_hash, default_cache_root
 from radio.keys import KEY_ENV_VAR, check_key, ensure_key_file, key_fingerprint, load_key
 from sweeps.ablation_config import AblationConfig, load_preset
 from sweeps.ablation_report import build_report, headline, label, summarize
+from sweeps.ablation_reproduction import describe_setup
 from sweeps.ablation_steps import Steps
 from sweeps.engine import Evaluation, Grid, Resources, RunOptions, Stage, Sweep, main
 
@@ -108,7 +109,7 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
         train=steps.train,
         stages=stages,
         evaluation=evaluation,
-        report=build_report,
+        report=functools.partial(build_report, setup=describe_setup(config)),
         resources=Resources(**res.trial),
         constants=constants,
         secrets=[key],

@@ -13,6 +13,8 @@ console prints the same values as "mean ± std".
   test's log10 p vs tokens curve, or extrapolated linearly in tokens when the curve does not reach it);
 - `findings`: the paper's claims, one row each, with our number and a verdict (`not in this sweep` when the sweep
   has no rows for it);
+- `reproduction`, `reproduction_setup`: the paper's numbers beside ours and what differs in the set-up
+  (`sweeps/ablation_reproduction.py`);
 - plots: log10 p against rho and against every varied axis, log10 p against tokens scored for every test.
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from sweeps.ablation_config import AXES
+from sweeps.ablation_reproduction import reproduction_table, setup_table
 from sweeps.ablation_steps import BASE_MODEL_EPOCHS
 from sweeps.engine.grid import Grid
 from sweeps.engine.outcomes import Report, TrialOutcome
@@ -47,6 +50,7 @@ Tables (artifacts `tables/`, also as MLflow tables; every p-value cell is **log1
   corpus text (what B knew) and on A's held-out answers (how well B fits them), per model.
 - `power`: tokens scored, log10 p and tokens needed for p < 1e-5 per model and test.
 - `findings`: the paper's claims with our numbers and a verdict.
+- `reproduction`: the paper's numbers beside ours, test by test; `reproduction_setup`: what differs in the set-up.
 
 Reading it: controls (rho = 0, the base model, wrong keys) should sit above -2 (p > 0.01: not detected);
 radioactive models go far below; -6 and beyond is strong evidence. Summary metrics on this run:
@@ -155,8 +159,9 @@ def _tokens_plot(tests: pd.DataFrame, test: str, base: Mapping[str, Any]) -> Any
     return figure
 
 
-def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
-    """The sweep's tables (numeric for MLflow, "mean ± std" on the console), plots, summary and description."""
+def build_report(frame: pd.DataFrame, grid: Grid, setup: Mapping[str, str] | None = None) -> Report:
+    """The sweep's tables (numeric for MLflow, "mean ± std" on the console), plots, summary and description;
+    `setup` describes the sweep's set-up for the `reproduction_setup` table (omitted without it)."""
     base = dict(grid.base)
     tests = _tests(frame)
     tables: dict[str, pd.DataFrame] = {}
@@ -210,6 +215,14 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
             token_tests = token_tests[token_tests["setting"] != "mia"]  # MIA scores samples, not tokens
         tables["power"] = _power(token_tests, base)
         tables["findings"] = findings(tests, base, grid)
+        main = tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")]
+        tuned = _at_base(main[main["epochs"] != BASE_MODEL_EPOCHS], base, "rho")
+        kinds = _kind(main[main["setting"] != "mia"]) if "setting" in main.columns else _kind(main)
+        tables["reproduction"] = reproduction_table(main, kinds, tuned)
+        display["reproduction"] = tables["reproduction"].drop(columns=["paper_tokens", "ours_tokens"])
+        if setup is not None:
+            scored = tuned.groupby("test")["n_scored"].mean().dropna() if "n_scored" in tuned else None
+            tables["reproduction_setup"] = setup_table(setup, scored)
     captions = {name: CAPTION for name in tables if name == "pvalues" or name.startswith("ablation_")}
     captions.update(
         {
@@ -219,9 +232,13 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
             "power": "Tokens scored, log10 p, and tokens needed for p < 1e-5: read off the log10 p vs tokens curve, "
             "or (`extrapolated`) linearly from the final point; empty when the test shows no signal.",
             "findings": "The paper's claims, our numbers (log10 p) and a verdict.",
+            "reproduction": "The paper's numbers (Sander et al., NeurIPS 2024) beside ours, test by test: log10 p at "
+            "the same rho and the deduplicated tokens scored.",
+            "reproduction_setup": "What differs between the paper's set-up and this sweep's.",
         }
     )
-    console = [name for name in ("pvalues", "utility", "findings") if name in tables]  # power: in MLflow only
+    # power and reproduction_setup: in MLflow only
+    console = [name for name in ("pvalues", "utility", "findings", "reproduction") if name in tables]
     console += [t for t in tables if t.startswith("abl")]
     return Report(
         tables=tables,

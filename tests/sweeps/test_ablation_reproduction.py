@@ -1,0 +1,104 @@
+"""The `reproduction` tables: the paper's numbers beside a sweep's, from a results frame built here."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from sweeps.ablation import _grid
+from sweeps.ablation_config import load_preset
+from sweeps.ablation_report import build_report
+from sweeps.ablation_reproduction import PAPER, describe_setup
+
+TESTS = {  # name: (setting, supervised, phi_size)
+    "open-unsupervised": ("open", False, 0),
+    "closed-supervised-phi": ("closed", True, 40),
+    "mia": ("mia", True, 0),
+}
+
+
+def _frame(values: dict[tuple[str, float], float], base: dict[str, object]) -> pd.DataFrame:
+    rows = []
+    for (test, rho), value in values.items():
+        setting, supervised, phi = TESTS[test]
+        trial = f"t{rho:g}"
+        common = {**base, "rho": rho, "seed": 0, "trial_id": trial}
+        rows.append(
+            {
+                **common,
+                "test": test,
+                "control": "none",
+                "setting": setting,
+                "supervised": supervised,
+                "log10_pvalue": value,
+                "n_scored": 1000.0 * (1 + rho),
+                "phi_size": phi,
+            }
+        )
+        rows.append(
+            {
+                **common,
+                "test": f"{test}/wrong-key",
+                "control": "wrong-key",
+                "setting": setting,
+                "supervised": supervised,
+                "log10_pvalue": -0.3,
+                "n_scored": 900.0,
+                "phi_size": phi,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_reproduction_puts_the_papers_numbers_beside_ours_with_verdicts() -> None:
+    config = load_preset("tiny")
+    grid = _grid(config)
+    base = dict(grid.base)
+    values = {
+        ("open-unsupervised", 0.0): -0.2,
+        ("open-unsupervised", 0.05): -6.5,
+        ("open-unsupervised", 0.1): -9.0,
+        ("closed-supervised-phi", 0.0): -2.5,
+        ("closed-supervised-phi", 0.05): -7.0,
+        ("closed-supervised-phi", 0.1): -30.0,
+        ("mia", 0.05): -3.0,
+    }
+    report = build_report(_frame(values, base), grid, setup=describe_setup(config))
+    table = report.tables["reproduction"]
+    assert len(table) == len(PAPER)  # one test of each kind here; MIA has no paper figure of its own
+    assert "reproduction" in report.console and "reproduction_setup" not in report.console
+
+    def row(paper_start: str, test: str) -> pd.Series:
+        hit = table[table["paper"].str.startswith(paper_start) & (table["test"] == test)]
+        assert len(hit) == 1, table.to_dict("records")
+        return hit.iloc[0]
+
+    headline = row("p < 1e-5 at rho = 5%", "open-unsupervised")
+    assert headline["ours_log10p"] == -6.5 and headline["verdict"] == "reproduced"
+    assert headline["ours_tokens"] == 1050
+    one_percent = row("p < 1e-5 at rho = 1%", "closed-supervised-phi")
+    assert one_percent["verdict"] == "not in this sweep" and one_percent["ours_at"] == "rho=0 (no rho=0.01)"
+    value = row("p = 2.6e-24", "closed-supervised-phi")
+    assert math.isclose(value["paper_log10p"], -23.59, abs_tol=0.01) and value["paper_tokens"] == 248_200
+    assert value["verdict"].startswith("detected, weaker")
+    control = table[table["paper"].str.startswith("p uniform") & (table["test"] == "closed-supervised-phi")]
+    assert control.iloc[0]["verdict"].startswith("not reproduced")  # -2.5: this control was detected
+    uniform = table[table["paper"].str.startswith("p uniform") & (table["test"] == "open-unsupervised")]
+    assert uniform.iloc[0]["verdict"] == "reproduced"
+
+    setup = report.tables["reproduction_setup"].set_index("what")
+    assert setup.loc["vocabulary", "paper"].startswith("32,000")
+    assert setup.loc["vocabulary", "ours"].startswith(f"{config.prepare.tokenizer.vocab_size:,}")
+    assert "open-unsupervised" in setup.loc["tokens scored per test", "ours"]
+
+
+def test_reproduction_without_a_test_of_the_papers_kind_says_so() -> None:
+    config = load_preset("tiny")
+    grid = _grid(config)
+    report = build_report(_frame({("open-unsupervised", 0.05): -1.0}, dict(grid.base)), grid)
+    table = report.tables["reproduction"]
+    closed = table[table["paper"].str.contains("rho = 1%")]
+    assert closed.iloc[0]["test"] == "closed supervised"  # the kind of test the sweep lacks
+    assert closed.iloc[0]["ours_at"] == closed.iloc[0]["verdict"] == "not in this sweep"
+    assert "reproduction_setup" not in report.tables  # no set-up given
