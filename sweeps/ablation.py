@@ -3,6 +3,7 @@
     python sweeps/ablation.py                      # embedded default (preset `tiny`): local Ray, ./mlflow.db
     python sweeps/ablation.py --preset paper       # the paper's grid, local model folders, on a cluster
     python sweeps/ablation.py rho=0,0.1,1 k=1,2    # override any axis; --cartesian for the full product
+    python sweeps/ablation.py rho=1 paraphrase=0,0.5,1   # Bob rewrites his training answers with B first
     python sweeps/ablation.py --dry-run            # trials, shared stages and resources; starts nothing
 
 The key comes from --key-file or RADIO_WATERMARK_KEY; with neither, a random key is created once in
@@ -27,7 +28,7 @@ from radio.keys import KEY_ENV_VAR, check_key, ensure_key_file, key_fingerprint,
 from sweeps.ablation_config import AblationConfig, load_preset
 from sweeps.ablation_report import build_report, headline, label, summarize
 from sweeps.ablation_reproduction import describe_setup
-from sweeps.ablation_steps import Steps
+from sweeps.ablation_steps import BASE_MODEL_EPOCHS, Steps
 from sweeps.engine import Evaluation, Grid, Resources, RunOptions, Stage, Sweep, main
 
 # The preset sections that change a trial's result: with the key fingerprint, they are part of every trial's id.
@@ -60,6 +61,7 @@ def _grid(config: AblationConfig) -> Grid:
         "scheme": lambda v: v in ("kgw", "aaronson"),
         "method": lambda v: v in ("full", "lora"),
         "purify_steps": lambda v: v >= 0,
+        "paraphrase": lambda v: 0.0 <= v <= 1.0,
     }
     if config.models:
         checks["size"] = lambda v: v in config.models
@@ -94,6 +96,16 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
             resources=stage_resources,
         ),
         Stage("mix", steps.build_mix, depends_on=("rho", "config"), needs=("data",), resources=stage_resources),
+        # Bob's training split: the mix's own, or rewritten by his base model (axis paraphrase > 0); the base-model
+        # control trains on nothing, so it needs none. rho and size reach it through the mix's and bob's hashes.
+        Stage(
+            "rewrite",
+            steps.build_rewrite,
+            depends_on=("paraphrase", "config"),
+            needs=("mix", "bob"),
+            resources=stage_resources,
+            needed=lambda params: params["epochs"] != BASE_MODEL_EPOCHS,
+        ),
     ]
     evaluation = Evaluation(
         load=lambda ctx: steps.load_actor(ctx.checkpoint, ctx.params),

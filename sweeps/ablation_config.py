@@ -19,9 +19,11 @@ from radio.watermark import WatermarkConfig
 from sweeps.engine.grid import GridSection
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
-AXES = ("rho", "lr", "epochs", "size", "k", "scheme", "method", "purify_steps")
-# Axes a preset may leave out of grid.base: their value there when it does (the paper's set-up).
-AXIS_DEFAULTS: dict[str, Any] = {"purify_steps": 0}
+AXES = ("rho", "lr", "epochs", "size", "k", "scheme", "method", "purify_steps", "paraphrase")
+# Axes a preset may leave out of grid.base: their value there when it does (the paper's set-up). Beyond the paper:
+# purify_steps (Bob fine-tunes B further on clean data) and paraphrase (the strength in [0, 1] of Bob's token-level
+# rewrite of his training answers with his own base model, `radio.data.paraphrase`; Pan et al., 2025).
+AXIS_DEFAULTS: dict[str, Any] = {"purify_steps": 0, "paraphrase": 0.0}
 
 
 class GridConfig(GridSection):

@@ -21,6 +21,13 @@ from sweeps.ablation_config import AblationConfig
 log = logging.getLogger(__name__)
 POINTER = "stage.json"
 BASE_MODEL_EPOCHS = 0  # a grid point with epochs = 0 is the base-model control: Bob's base, not fine-tuned
+# What a trial records of Bob's rewrite (as `paraphrase_<name>`): the shares that explain its detection result.
+REWRITE_METRICS = (
+    "rewritten_share",
+    "changed_share",
+    "pairs_k1_kept_in_place_share",
+    "distinct_pairs_k1_surviving_share",
+)
 
 
 def read_pointer(folder: Path) -> dict[str, Any]:
@@ -109,6 +116,21 @@ class Steps:
         mix = make_mix(cfg, data["watermarked"], data["plain"], _cache_root(out_dir))
         return _write_pointer(out_dir, {"mix": str(mix.path), **mix.manifest.get("counts", {})})
 
+    def build_rewrite(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
+        """Bob's training split: the mix's `train` itself (paraphrase = 0, no copy), or its answers rewritten by
+        his base model B at strength `paraphrase` (`radio.data.paraphrase`). Alice's sets stay A's originals."""
+        from radio.data import ParaphraseConfig, paraphrase
+
+        train = Path(read_pointer(inputs["mix"])["mix"]) / "train"
+        strength = float(config["paraphrase"])
+        if strength == 0:
+            return _write_pointer(out_dir, {"train": str(train), "paraphrase": 0.0})
+        base_b = read_pointer(inputs["bob"])["base_b"]
+        cfg = ParaphraseConfig.from_generate(strength, self.config.generate)  # A's sampler, no watermark
+        out = paraphrase(cfg, train, base_b, _cache_root(out_dir))
+        counts = {k: v for k, v in out.manifest.get("counts", {}).items() if isinstance(v, int | float)}
+        return _write_pointer(out_dir, {"train": str(out.path / "train"), "paraphrase": strength, **counts})
+
     # -- the trial ----------------------------------------------------------------------------------------------
     def train(self, ctx: Any) -> dict[str, Any]:
         """Fine-tune Bob's base on the trial's mix with a Ray Train worker (DeepSpeed per the preset)."""
@@ -121,6 +143,12 @@ class Steps:
         common = {"mix_dir": mix, "base_b": base_b, "corpus_dir": read_pointer(ctx.stages["alice"])["corpus"]}
         if params["epochs"] == BASE_MODEL_EPOCHS:
             return {**common, "checkpoint_path": base_b, "role": "base-model"}
+        rewrite = read_pointer(ctx.stages["rewrite"])  # Bob's training split (his rewrite of it, paraphrase > 0)
+        rewritten = (
+            {f"paraphrase_{k}": rewrite[k] for k in REWRITE_METRICS if isinstance(rewrite.get(k), int | float)}
+            if float(params.get("paraphrase", 0.0)) > 0
+            else {}
+        )
         overrides: dict[str, Any] = {
             "learning_rate": params["lr"],
             "epochs": params["epochs"],
@@ -133,7 +161,7 @@ class Steps:
         loop_config: dict[str, Any] = {
             "finetune": cfg.to_dict(),
             "base_model_dir": base_b,
-            "train_dir": str(Path(mix) / "train"),
+            "train_dir": rewrite["train"],
             "out_dir": str(out_dir),
         }
         purify_steps = int(params.get("purify_steps", 0))
@@ -157,6 +185,7 @@ class Steps:
             "train_wall_s": result.wall_time_s,
             "train_watermarked_examples": result.n_watermarked,
             **({"purify_loss": final.final_loss, "purify_steps_done": final.steps} if purify_steps > 0 else {}),
+            **rewritten,
         }
 
     # -- evaluation (in Ray actors) -------------------------------------------------------------------------------
