@@ -344,6 +344,24 @@ def _per_rho(tests: pd.DataFrame, base: Mapping[str, Any], test: str) -> pd.Seri
     return rows.groupby("rho")["log10_pvalue"].mean().sort_index()
 
 
+def _shortfall(tests: pd.DataFrame, base: Mapping[str, Any], test: str, rho: float, log10p: float) -> str:
+    """Why a test misses p < 1e-5 at `rho`, in tokens: how many it scored and how many it would need."""
+    if log10p <= TARGET:
+        return ""
+    rows = _at_base(tests, base, "rho")
+    rows = rows[(rows["test"] == test) & (rows["rho"] == rho) & (rows["epochs"] != BASE_MODEL_EPOCHS)]
+    if not len(rows) or "n_scored" not in rows.columns:
+        return ""
+    scored = float(rows["n_scored"].mean())
+    needed = []
+    for _, row in rows.iterrows():
+        curve = json.loads(row["curve"]) if isinstance(row.get("curve"), str) else None
+        needed.append(tokens_to_reach(curve, row["n_scored"], row["log10_pvalue"])[0])
+    if any(n is None for n in needed):
+        return f"; no signal in {scored:,.0f} tokens scored"
+    return f"; {scored:,.0f} tokens scored, about {sum(needed) / len(needed):,.0f} needed"
+
+
 def _fmt(values: pd.Series) -> str:
     return ", ".join(f"rho={rho:g}: {v:.1f}" for rho, v in values.items())
 
@@ -394,7 +412,9 @@ def findings(tests: pd.DataFrame, base: Mapping[str, Any], grid: Grid) -> pd.Dat
         at = values[values.index.isin([0.05, 0.1])]
         if len(at):
             hit = "; ".join(
-                f"rho={r:g} {'reaches' if v <= TARGET else 'misses'} p<1e-5 ({v:.1f})" for r, v in at.items()
+                f"rho={r:g} {'reaches' if v <= TARGET else 'misses'} p<1e-5 "
+                f"({v:.1f}{_shortfall(tests, base, headline_test, r, v)})"
+                for r, v in at.items()
             )
             add(
                 "open unsupervised detects small rho",

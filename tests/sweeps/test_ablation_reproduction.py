@@ -102,3 +102,9 @@ def test_reproduction_without_a_test_of_the_papers_kind_says_so() -> None:
     assert closed.iloc[0]["test"] == "closed supervised"  # the kind of test the sweep lacks
     assert closed.iloc[0]["ours_at"] == closed.iloc[0]["verdict"] == "not in this sweep"
     assert "reproduction_setup" not in report.tables  # no set-up given
+    findings = report.tables["findings"].set_index("claim")
+    # a miss says why in tokens: scored, and needed at the same per-token evidence (linear in tokens)
+    assert (
+        "misses p<1e-5 (-1.0; 1,050 tokens scored, about 5,250 needed)"
+        in findings.loc["open unsupervised detects small rho", "ours"]
+    )
