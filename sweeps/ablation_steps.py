@@ -143,7 +143,10 @@ class Steps:
         common = {"mix_dir": mix, "base_b": base_b, "corpus_dir": read_pointer(ctx.stages["alice"])["corpus"]}
         if params["epochs"] == BASE_MODEL_EPOCHS:
             return {**common, "checkpoint_path": base_b, "role": "base-model"}
-        rewrite = read_pointer(ctx.stages["rewrite"])  # Bob's training split (his rewrite of it, paraphrase > 0)
+        # Bob's training split (his rewrite of it, paraphrase > 0); a sweep declared without the rewrite stage (one
+        # started before it existed, whose workers import this code) trains on the mix's own split.
+        stage = ctx.stages.get("rewrite")
+        rewrite = read_pointer(stage) if stage is not None else {"train": str(Path(mix) / "train")}
         rewritten = (
             {f"paraphrase_{k}": rewrite[k] for k in REWRITE_METRICS if isinstance(rewrite.get(k), int | float)}
             if float(params.get("paraphrase", 0.0)) > 0
