@@ -96,7 +96,9 @@ def test_reproduction_puts_the_papers_numbers_beside_ours_with_verdicts() -> Non
 def test_reproduction_without_a_test_of_the_papers_kind_says_so() -> None:
     config = load_preset("tiny")
     grid = _grid(config)
-    report = build_report(_frame({("open-unsupervised", 0.05): -1.0}, dict(grid.base)), grid)
+    report = build_report(
+        _frame({("open-unsupervised", 0.05): -1.0, ("open-unsupervised", 1.0): -20.0}, dict(grid.base)), grid
+    )
     table = report.tables["reproduction"]
     closed = table[table["paper"].str.contains("rho = 1%")]
     assert closed.iloc[0]["test"] == "closed supervised"  # the kind of test the sweep lacks
