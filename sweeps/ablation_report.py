@@ -148,12 +148,21 @@ def _tokens_plot(tests: pd.DataFrame, test: str, base: Mapping[str, Any]) -> Any
     for _, row in _at_base(tests[tests["test"] == test], base, "rho").iterrows():
         if isinstance(row.get("curve"), str):
             points = json.loads(row["curve"])
-            axes.plot([p[0] for p in points], [p[1] for p in points], label=f"{row['model']} seed={row['seed']}")
+            line = axes.plot([p[0] for p in points], [p[1] for p in points], label=f"{row['model']} seed={row['seed']}")
+            if isinstance(row.get("curve_band"), str):  # 10-90% over bootstrap resamples of the scored tokens
+                band = json.loads(row["curve_band"])
+                axes.fill_between(
+                    [b[0] for b in band],
+                    [b[1] for b in band],
+                    [b[2] for b in band],
+                    color=line[0].get_color(),
+                    alpha=0.2,
+                )
     axes.set_xscale("log")
     axes.axhline(NOT_DETECTED, color="grey", linestyle="--", linewidth=0.8)
     axes.set_xlabel("tokens scored")
     axes.set_ylabel("log10 p")
-    axes.set_title(f"{test}: log10 p against tokens scored")
+    axes.set_title(f"{test}: log10 p against tokens scored (band: 10-90% over resamples)")
     if axes.get_legend_handles_labels()[0]:
         axes.legend(fontsize="small")
     return figure

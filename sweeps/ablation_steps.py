@@ -258,8 +258,9 @@ class Steps:
                 flat[name] = row[name]
         if row.get("setting") == "mia" and "d" not in flat and row.get("split") in ("heldout", "phi"):
             flat["d"] = 0.0  # those splits hold no training record of B by construction of the mix
-        if row.get("curve"):
-            flat["curve"] = json.dumps(row["curve"])
+        for name in ("curve", "curve_band"):  # power curve and its band over resamples, as JSON cells
+            if row.get(name):
+                flat[name] = json.dumps(row[name])
         return flat
 
     def _perplexity(self, actor: Any, corpus: Path) -> float:

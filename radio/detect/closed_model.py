@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from radio.detect.phi import Phi
 from radio.detect.result import RadioactivityResult
-from radio.detect.text import pvalue_curve, result_from_scores, score_tokens
+from radio.detect.text import pvalue_band, pvalue_curve, result_from_scores, score_tokens
 from radio.watermark import Watermark, plain_generation_kwargs
 
 
@@ -124,5 +124,6 @@ def closed_model_test(
         tokens_per_s=tokens_per_s,
         wall_s=wall_s + time.perf_counter() - start,
         curve=pvalue_curve(wm, scored.scores, curve_points),
+        curve_band=pvalue_band(wm, scored.scores, curve_points),
         info={"n_answers": len(answers), **(info or {})},
     )

@@ -30,7 +30,7 @@ import torch
 from radio.detect.phi import Phi
 from radio.detect.result import RadioactivityResult
 from radio.detect.tape import row_ids, rows_in
-from radio.detect.text import pvalue_curve, result_from_scores, score_with_tape
+from radio.detect.text import pvalue_band, pvalue_curve, result_from_scores, score_with_tape
 from radio.watermark import Watermark
 
 log = logging.getLogger(__name__)
@@ -299,5 +299,6 @@ def open_model_test(
         tokens_per_s=reading.n_tokens / wall if wall > 0 else float("nan"),
         wall_s=wall,
         curve=pvalue_curve(wm, scored.scores, curve_points),
+        curve_band=pvalue_band(wm, scored.scores, curve_points),
         info={**reading.describe(), **(info or {})},
     )

@@ -18,7 +18,8 @@ class RadioactivityResult:
     `detection` holds the statistic, the exact p-value (`log10_pvalue` stays finite far below 1e-308) and the three
     counts (tokens seen, eligible after in-sequence or prompt exclusion and phi, scored after the tape). The rest
     is the setting (open/closed, supervised or not, phi, dedup, control) and what tells the power of the test:
-    mean score, tokens/s, and `curve`, log10 p against tokens scored (prefixes of the test, in scoring order).
+    mean score, tokens/s, `curve`, log10 p against tokens scored (prefixes of the test, in scoring order), and
+    `curve_band`, its 10-90% band over bootstrap resamples of the scored tokens.
     """
 
     detection: DetectionResult
@@ -30,6 +31,7 @@ class RadioactivityResult:
     tokens_per_s: float = float("nan")
     wall_s: float = float("nan")
     curve: list[tuple[int, float]] = field(default_factory=list)
+    curve_band: list[tuple[int, float, float]] = field(default_factory=list)
     info: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +75,7 @@ class RadioactivityResult:
                 "tokens_per_s": _finite(self.tokens_per_s),
                 "wall_s": _finite(self.wall_s),
                 "curve": [[int(n), float(p)] for n, p in self.curve],
+                "curve_band": [[int(n), float(lo), float(hi)] for n, lo, hi in self.curve_band],
                 **self.info,
             }
         )

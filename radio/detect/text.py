@@ -296,6 +296,26 @@ def detect_tokens(
     )
 
 
+def pvalue_band(
+    wm: Watermark, scores: torch.Tensor, n_points: int = 50, resamples: int = 20, seed: int = 0
+) -> list[tuple[int, float, float]]:
+    """(tokens, low, high): the 10th and 90th percentiles of log10 p over `resamples` bootstrap resamples of the
+    scored tokens, at the same prefixes as `pvalue_curve`: how much the evidence at m tokens varies with the text
+    Alice happens to hold (the band of the power curve). Empty without scored tokens or resamples."""
+    n = int(scores.shape[0])
+    if n == 0 or resamples <= 0:
+        return []
+    stops = np.unique(np.geomspace(1, n, num=min(n_points, n)).round().astype(int))
+    values = scores.detach().to(device="cpu", dtype=torch.float64).numpy()
+    rng = np.random.default_rng(seed)
+    table = np.empty((resamples, len(stops)))
+    for r in range(resamples):
+        cumulative = np.cumsum(values[rng.integers(0, n, size=int(stops[-1]))])
+        table[r] = [wm.log_pvalue(float(cumulative[m - 1]), int(m)) / LN10 for m in stops]
+    low, high = np.percentile(table, [10.0, 90.0], axis=0)
+    return [(int(m), float(lo), float(hi)) for m, lo, hi in zip(stops, low, high, strict=True)]
+
+
 def pvalue_curve(wm: Watermark, scores: torch.Tensor, n_points: int = 50) -> list[tuple[int, float]]:
     """(tokens scored, log10 p) at up to `n_points` log-spaced prefixes of the scored tokens, for plots."""
     n = int(scores.shape[0])

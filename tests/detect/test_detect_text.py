@@ -151,3 +151,24 @@ def test_row_ids_are_exact_for_wide_rows() -> None:
     rows = torch.tensor([[big, 1, 2], [big, 1, 3], [big, 1, 2], [big - 1, 1, 2], [3, big, 5]])
     ids = row_ids(rows)
     assert ids[0] == ids[2] and len({int(i) for i in ids}) == 4
+
+
+@pytest.mark.parametrize("scheme", ["kgw", "aaronson"])
+def test_the_power_curve_band_brackets_the_curve_and_is_reproducible(scheme: str) -> None:
+    from radio.detect.text import pvalue_band, pvalue_curve
+
+    wm = _wm(scheme)
+    gen = torch.Generator().manual_seed(0)
+    if scheme == "kgw":
+        scores = (torch.rand(20_000, generator=gen) < 0.3).double()  # a radioactive model: 30% green for gamma 0.25
+    else:
+        scores = torch.empty(20_000).exponential_(1.0, generator=gen).double() * 1.1
+    curve, band = pvalue_curve(wm, scores), pvalue_band(wm, scores, resamples=30, seed=1)
+    assert [n for n, _ in curve] == [n for n, _, _ in band]
+    assert all(lo <= hi for _, lo, hi in band)
+    final = curve[-1][1]
+    _, lo, hi = band[-1]
+    assert lo < final < hi and hi - lo > 1.0  # the measured evidence sits inside a band of real width
+    assert band == pvalue_band(wm, scores, resamples=30, seed=1)
+    assert band != pvalue_band(wm, scores, resamples=30, seed=2)
+    assert pvalue_band(wm, scores[:0]) == [] and pvalue_band(wm, scores, resamples=0) == []
