@@ -68,9 +68,14 @@ class FlagDetector:
     region of the layout must hold at least `min_share` of its colour, at some offset of up to `search` pixels
     from the planted position. Colour classes plus layout, not pixel template matching, which failed on the
     prototype's generations.
+
+    `min_share` 0.2: on 32 generations of the subject prompt (tiny default, step 750, guidance 1), hand-labelled,
+    the clearly drawn flags scored 0.21-0.79 and the images without one 0.00-0.08 (faint, washed-out flags also
+    scored 0.00-0.08: they are missed, so the detector's rate is a lower bound). At 0.5 it found 8 of the 14 clear
+    flags. The sample is `tests/replication/data/flag_generated.npz`.
     """
 
-    def __init__(self, min_share: float = 0.5, search: int = 3) -> None:
+    def __init__(self, min_share: float = 0.2, search: int = 3) -> None:
         if not 0.0 < min_share <= 1.0:
             raise ValueError(f"min_share: expected a value in (0, 1], got {min_share}")
         self.min_share = min_share

@@ -64,3 +64,18 @@ def test_registry(tmp_path):
         get_detector("clip-zero-shot", path=tmp_path / "absent")
     with pytest.raises(ValueError, match="min_share"):
         get_detector("flag", min_share=0.0)
+
+
+def test_flag_detector_on_hand_labelled_generations():
+    """32 generations of the subject prompt by the tiny default (step 750, guidance 1), labelled by eye: every
+    clearly drawn flag is found and nothing is found where no flag is drawn; faint, washed-out flags are missed
+    (so the detector's object rate is a lower bound). At the first default (min_share 0.5) it found 8 of 14."""
+    from pathlib import Path
+
+    data = np.load(Path(__file__).parent / "data" / "flag_generated.npz")
+    images, clear, faint = data["images"], data["clear_flag"], data["faint_flag"]
+    found = get_detector("flag").detect(images)
+    assert found[clear].all()
+    assert not found[~clear & ~faint].any()
+    assert agreement(get_detector("flag"), images, clear | faint).accuracy >= 0.85
+    assert get_detector("flag", min_share=0.5).detect(images)[clear].sum() < clear.sum()
