@@ -246,12 +246,17 @@ def generate(
         vocab_size = model_vocab_size(model)
         check_tokenizer_fits(tokenizer, vocab_size, f"model {model_dir}")
         pool = build_prompts(cfg, tokenizer, prompts_path)
-        lo, hi = (0, cfg.n_watermarked) if watermarked else (cfg.n_watermarked, cfg.n_watermarked + cfg.n_plain)
-        field_name = "generate.n_watermarked" if watermarked else "generate.n_plain"
-        if len(pool) < hi:
-            raise EmptyDatasetError(
-                f"{field_name}: needs prompts {lo}..{hi} of the pool but {prompts_path} gives only {len(pool)}"
+        total = cfg.n_watermarked + cfg.n_plain
+        if len(pool) < total:  # both sets share one pool: fail before the first (long) generation, naming the field
+            short = len(pool) < cfg.n_watermarked
+            name, first, last = (
+                ("n_watermarked", 0, cfg.n_watermarked) if short else ("n_plain", cfg.n_watermarked, total)
             )
+            raise EmptyDatasetError(
+                f"generate.{name}: needs prompts {first}..{last} of the pool but {prompts_path} gives only {len(pool)}"
+            )
+        lo, hi = (0, cfg.n_watermarked) if watermarked else (cfg.n_watermarked, total)
+        field_name = "generate.n_watermarked" if watermarked else "generate.n_plain"
         chosen = pool[lo:hi]
         if not chosen:
             raise EmptyDatasetError(f"{field_name}: is 0, so this set would be empty")

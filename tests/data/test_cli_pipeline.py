@@ -78,6 +78,7 @@ def test_pipeline_commands_print_their_folders(generated: Generated, tmp_path: P
         ({"prepare__base_a": "/nonexistent/a", "prepare__base_b": "/nonexistent/b"}, "prepare", "prepare.base_a"),
         ({"prepare__corpus__source": "/nonexistent/corpus.txt"}, "prepare", "corpus.source /nonexistent/corpus.txt"),
         ({"generate__n_watermarked": 100_000}, "generate", "generate.n_watermarked: needs prompts"),
+        ({"generate__n_plain": 100_000}, "generate", "generate.n_plain: needs prompts 48..100048"),
         ({"model": "/nonexistent/model"}, "generate", "model /nonexistent/model"),
         ({"watermarked_set": "/nonexistent/wm", "plain_set": "/nonexistent/p"}, "mix", "watermarked_set /nonexist"),
     ],
