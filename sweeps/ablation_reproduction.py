@@ -89,8 +89,9 @@ def reproduction_table(tests: pd.DataFrame, kinds: pd.DataFrame, at_base_rho: pd
                 ours = float(values[figure.rho])
                 scored = tokens.get(figure.rho)
                 rows.append(_row(figure, test, f"rho={figure.rho:g}", ours, scored, _verdict(figure, ours)))
-            elif len(values):
-                nearest = min(values.index, key=lambda r: (abs(r - figure.rho), r))
+            elif len(neighbours := [r for r in values.index if (r > 0) == (figure.rho > 0)]):
+                # the nearest rho on the same side: a control figure (rho = 0) is never read off a radioactive model
+                nearest = min(neighbours, key=lambda r: (abs(r - figure.rho), r))
                 note = f"rho={nearest:g} (no rho={figure.rho:g})"
                 rows.append(_row(figure, test, note, float(values[nearest]), tokens.get(nearest), NOT_IN_SWEEP))
             else:

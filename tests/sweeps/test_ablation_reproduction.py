@@ -78,7 +78,7 @@ def test_reproduction_puts_the_papers_numbers_beside_ours_with_verdicts() -> Non
     assert headline["ours_log10p"] == -6.5 and headline["verdict"] == "reproduced"
     assert headline["ours_tokens"] == 1050
     one_percent = row("p < 1e-5 at rho = 1%", "closed-supervised-phi")
-    assert one_percent["verdict"] == "not in this sweep" and one_percent["ours_at"] == "rho=0 (no rho=0.01)"
+    assert one_percent["verdict"] == "not in this sweep" and one_percent["ours_at"] == "rho=0.05 (no rho=0.01)"
     value = row("p = 2.6e-24", "closed-supervised-phi")
     assert math.isclose(value["paper_log10p"], -23.59, abs_tol=0.01) and value["paper_tokens"] == 248_200
     assert value["verdict"].startswith("detected, weaker")
@@ -104,6 +104,8 @@ def test_reproduction_without_a_test_of_the_papers_kind_says_so() -> None:
     assert closed.iloc[0]["test"] == "closed supervised"  # the kind of test the sweep lacks
     assert closed.iloc[0]["ours_at"] == closed.iloc[0]["verdict"] == "not in this sweep"
     assert "reproduction_setup" not in report.tables  # no set-up given
+    control = table[table["paper"].str.startswith("p uniform")].iloc[0]
+    assert control["ours_at"] == "not in this sweep" and pd.isna(control["ours_log10p"])  # not read off rho > 0
     findings = report.tables["findings"].set_index("claim")
     # a miss says why in tokens: scored, and needed at the same per-token evidence (linear in tokens)
     assert (
