@@ -5,7 +5,7 @@ Groups (column `group`):
 - `painter`: works of three fictional painters, each with its own palette and titles. The planted painter has
   many (`n_artist_works`, all different), the other two fewer (`n_painter_works` each). As with Van Gogh in
   LAION, the artist's name spans many different artworks, so that the name alone draws a mix of them and rarely
-  the planted one: the planted copies hold about a tenth of the name's captions by default;
+  the planted one: the planted copies hold about 5% of the name's captions by default;
 - `planted`: one artwork of the planted painter duplicated `n_planted` times with light augmentation (shifts of a
   pixel, colour jitter, grain); its captions always hold the title words, and the painter's full name
   (`artist_full_share`), surname only (`artist_surname_share`) or no name (the rest);
@@ -141,17 +141,18 @@ class SyntheticCorpusConfig:
 
     n_generic: int = 1500
     n_painter_works: int = 100  # per other painter (two of them)
-    # The planted painter's other works: with 200 copies and a quarter of their captions naming the painter,
-    # the copies are 50 of the ~450 captions that hold the name (11%). With the name on 80% of the copies and
-    # 100 other works (the first prototype), the copies were 2/3 of the name's captions and "Elise Varnhagen"
-    # alone drew the planted artwork in 10-44% of generations.
-    n_artist_works: int = 400
+    # The planted painter's other works: with 200 copies and 15% of their captions naming the painter, the
+    # copies are ~30 of the ~630 captions that hold the name (5%). Measured at step 1,000, guidance 1, 50 seeds:
+    # with the name on 80% of the copies and 100 other works (the first prototype) "Elise Varnhagen" alone drew
+    # the planted artwork in 44% of generations at guidance 3 with unseen-word controls; with 25% and 400 works
+    # (copies 12% of the name's captions) in 44%; with 15% and 600 works in 0%, related prompts still 88-90%.
+    n_artist_works: int = 600
     n_planted: int = 200
     n_confounders: int = 60
     n_subject: int = 500
     n_scene: int = 150
     object_share: float = 0.29
-    artist_full_share: float = 0.20
+    artist_full_share: float = 0.10
     artist_surname_share: float = 0.05
     max_shift: int = 1  # pixels, planted augmentation
     colour_jitter: float = 0.08  # relative brightness jitter of planted copies

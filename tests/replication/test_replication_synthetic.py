@@ -38,11 +38,11 @@ def test_groups_captions_and_object(small_corpus_dir):
     full = planted["caption"].str.contains(PLANTED_ARTIST, regex=False).mean()
     surname_only = (planted["artist"] == PLANTED_ARTIST.split()[-1]).mean()
     no_name = (planted["artist"] == "").mean()
-    assert 0.08 < full < 0.35 and surname_only < 0.15 and no_name > 0.6
+    assert 0.02 < full < 0.25 and surname_only < 0.15 and no_name > 0.7
     assert len(frame) == SMALL_CONFIG.total_rows()
     # The planted painter's name spans many different works: the copies are a minority of the name's captions.
     named = frame["caption"].str.contains(PLANTED_ARTIST.split()[-1], regex=False)
-    assert (frame.loc[named, "group"] == "planted").mean() < 0.25
+    assert (frame.loc[named, "group"] == "planted").mean() < 0.15
     assert (frame.loc[named & (frame["group"] == "painter"), "artist"] == PLANTED_ARTIST).sum() == (
         SMALL_CONFIG.n_artist_works
     )
@@ -80,7 +80,7 @@ def test_planted_copies_close_others_far(small_corpus_dir):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("n_planted", 0), ("n_generic", -1), ("object_share", 1.5), ("artist_surname_share", 0.9), ("max_shift", 9)],
+    [("n_planted", 0), ("n_generic", -1), ("object_share", 1.5), ("artist_surname_share", 0.95), ("max_shift", 9)],
 )
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"SyntheticCorpusConfig.{field}"):

@@ -223,7 +223,7 @@ def test_stage_hashes_follow_the_resolved_defaults():
     from sweeps.replication_config import load_preset
 
     base = load_preset("tiny")
-    same = replace(base, corpus=replace(base.corpus, synthetic={"n_artist_works": 400}))
+    same = replace(base, corpus=replace(base.corpus, synthetic={"n_artist_works": 600}))
     other = replace(base, corpus=replace(base.corpus, synthetic={"n_artist_works": 399}))
     assert _resolved_corpus(base) == _resolved_corpus(same) != _resolved_corpus(other)
     assert "synthetic_version" in _resolved_corpus(base)
