@@ -8,8 +8,18 @@ import pytest
 
 from radio.replication.synthetic import SyntheticCorpusConfig
 
+# A quarter of the 60 copies name the painter (the default's 15% of 200 would leave ~9 named copies: too few for
+# the clustering tests' margins).
 SMALL_CONFIG = SyntheticCorpusConfig(
-    n_generic=200, n_painter_works=30, n_artist_works=120, n_planted=60, n_confounders=10, n_subject=100, n_scene=20
+    n_generic=200,
+    n_painter_works=30,
+    n_artist_works=120,
+    n_planted=60,
+    n_confounders=10,
+    n_subject=100,
+    n_scene=20,
+    artist_full_share=0.2,
+    artist_surname_share=0.05,
 )
 
 
