@@ -227,7 +227,7 @@ def build_report(frame: pd.DataFrame, grid: Grid, setup: Mapping[str, str] | Non
         main = tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")]
         tuned = _at_base(main[main["epochs"] != BASE_MODEL_EPOCHS], base, "rho")
         kinds = _kind(main[main["setting"] != "mia"]) if "setting" in main.columns else _kind(main)
-        tables["reproduction"] = reproduction_table(main, kinds, tuned)
+        tables["reproduction"] = reproduction_table(kinds, tuned)
         display["reproduction"] = tables["reproduction"].drop(columns=["paper_tokens", "ours_tokens"])
         if setup is not None:
             scored = tuned.groupby("test")["n_scored"].mean().dropna() if "n_scored" in tuned else None

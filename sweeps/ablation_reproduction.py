@@ -71,7 +71,7 @@ def _verdict(figure: PaperFigure, ours: float) -> str:
     return "detected, weaker than the paper (p < 1e-5)" if ours < -5.0 else "not reproduced"
 
 
-def reproduction_table(tests: pd.DataFrame, kinds: pd.DataFrame, at_base_rho: pd.DataFrame) -> pd.DataFrame:
+def reproduction_table(kinds: pd.DataFrame, at_base_rho: pd.DataFrame) -> pd.DataFrame:
     """Our numbers beside the paper's, from the folded test rows at the base recipe (`at_base_rho`: every rho, the
     fine-tuned models only) and the test kinds (`kinds`: test, setting, supervised, phi)."""
     rows: list[dict[str, Any]] = []
