@@ -296,6 +296,11 @@ def detect_tokens(
     )
 
 
+def _curve_stops(n: int, n_points: int) -> np.ndarray:
+    """Up to `n_points` log-spaced prefix lengths in 1..n: where the power curve and its band are read."""
+    return np.unique(np.geomspace(1, n, num=min(n_points, n)).round().astype(int))
+
+
 def pvalue_band(
     wm: Watermark, scores: torch.Tensor, n_points: int = 50, resamples: int = 20, seed: int = 0
 ) -> list[tuple[int, float, float]]:
@@ -305,7 +310,7 @@ def pvalue_band(
     n = int(scores.shape[0])
     if n == 0 or resamples <= 0:
         return []
-    stops = np.unique(np.geomspace(1, n, num=min(n_points, n)).round().astype(int))
+    stops = _curve_stops(n, n_points)
     values = scores.detach().to(device="cpu", dtype=torch.float64).numpy()
     rng = np.random.default_rng(seed)
     table = np.empty((resamples, len(stops)))
@@ -322,5 +327,5 @@ def pvalue_curve(wm: Watermark, scores: torch.Tensor, n_points: int = 50) -> lis
     if n == 0:
         return []
     cumulative = torch.cumsum(scores.to(torch.float64), 0)
-    stops = np.unique(np.geomspace(1, n, num=min(n_points, n)).round().astype(int))
+    stops = _curve_stops(n, n_points)
     return [(int(m), wm.log_pvalue(float(cumulative[m - 1]), int(m)) / LN10) for m in stops]
