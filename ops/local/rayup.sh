@@ -28,6 +28,8 @@ done
 ! mountpoint -q "$shared" || die "$shared is already a mount point"
 ! id "$user" > /dev/null 2>&1 || die "user $user exists already: set RADIO_HARNESS_USER to a new name"
 site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+# The console scripts themselves, not what `command -v` finds: under pyenv (as on CI) that is a bash shim.
+scripts="$(python -c 'import sysconfig; print(sysconfig.get_paths()["scripts"])')"
 pyver="$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 [ "$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = "$pyver" ] ||
   die "Debian's python3 is not Python $pyver like the project's environment"
@@ -83,7 +85,8 @@ mount -o remount,bind,ro "$work/site-packages"
 su - "$user" -c "test -r '$work/site-packages/ray/__init__.py'" || die "user $user cannot read $site through $work/site-packages"
 su - "$user" -c "python3 -m venv --without-pip ~/venv && echo '$work/site-packages' > \"\$(~/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/radio-harness-base.pth\""
 for tool in ray mlflow; do  # console scripts of the project's environment, run by the node's interpreter
-  sed "1s|.*|#!$home/venv/bin/python|" "$(command -v "$tool")" > "$home/venv/bin/$tool"
+  head -1 "$scripts/$tool" | grep -q python || die "$scripts/$tool is not a Python console script"
+  sed "1s|.*|#!$home/venv/bin/python|" "$scripts/$tool" > "$home/venv/bin/$tool"
   chmod 755 "$home/venv/bin/$tool"
   chown "$user:" "$home/venv/bin/$tool"
 done
