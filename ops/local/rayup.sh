@@ -160,4 +160,14 @@ say "ray down: $((SECONDS - start)) s"
 for _ in $(seq 30); do (: < /dev/tcp/127.0.0.1/5000) 2> /dev/null || break; sleep 1; done
 if (: < /dev/tcp/127.0.0.1/5000) 2> /dev/null; then die "the MLflow server still answers 30 s after ray down"; fi
 say "the MLflow server stopped with ray down"
+# Nothing of Ray's or MLflow's may outlive `ray down` (its job runners included); ssh's own sessions may.
+left=""
+for _ in $(seq 30); do
+  left="$(pgrep -u "$user" -a | grep -v "sshd:" || true)"
+  [ -z "$left" ] && break
+  sleep 1
+done
+[ -z "$left" ] || die "processes of the node's user still run 30 s after ray down:
+$left"
+say "no process of the node outlived ray down"
 say "passed"
