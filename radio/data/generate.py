@@ -112,7 +112,8 @@ def build_prompts(cfg: GenerateConfig, tokenizer: PreTrainedTokenizerBase, promp
     return prompt_pool(prompts, cfg.seed)
 
 
-def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
+def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """Every id that ends an answer: the generation config's eos id(s) and the tokenizer's."""
     eos = model.generation_config.eos_token_id
     ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
     if tokenizer.eos_token_id is not None:
@@ -129,7 +130,7 @@ def sample_answers(
     desc: str = "generate",
 ) -> tuple[list[list[int]], list[str], dict[str, float]]:
     """Answer every prompt in batches (left padding); return answer ids, finish reasons and throughput."""
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = eos_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos_ids), 0)
     answers: list[list[int]] = []
     reasons: list[str] = []

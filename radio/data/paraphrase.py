@@ -43,7 +43,7 @@ import torch
 
 from radio.cache import StageOutput, run_stage
 from radio.config import require, to_dict
-from radio.data.generate import GenerateConfig, _eos_ids, cpu_threads, sample_answers
+from radio.data.generate import GenerateConfig, cpu_threads, eos_token_ids, sample_answers
 from radio.data.prompts import Prompt
 from radio.inputs import input_digest
 from radio.models.loading import load_model, load_tokenizer, model_vocab_size
@@ -153,7 +153,7 @@ def rewrite_answers(
 ) -> tuple[list[list[int]], list[list[bool]], dict[str, float]]:
     """Rewrite every answer with `model` at strength `cfg.strength`; return the new answers, the rewritten cells
     and throughput. Each new answer has exactly the length of A's."""
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = eos_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos_ids), 0)
     stop_id = min(eos_ids) if eos_ids else pad_id  # ends a row once its answer is complete
     vocab = model_vocab_size(model)
