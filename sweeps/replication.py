@@ -187,8 +187,4 @@ DEFAULTS = RunOptions(storage_path=str(Path(".radio") / "sweeps"), cache_root=st
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # workers inherit it: no bars in the log
-    # Ray starts its workers at niceness 15, below the driver and below any other job: on a shared machine the
-    # training worker then got a fraction of the cores and the default took 40 minutes instead of ten. The work
-    # of this sweep is in its workers, so they keep the driver's priority unless the caller says otherwise.
-    os.environ.setdefault("RAY_worker_niceness", "0")
     sys.exit(main(build_sweep, parser=parser(), defaults=DEFAULTS))

@@ -2,7 +2,8 @@
 
 - A new local instance: `ray.init(address="local")`, never joining a `ray start` cluster by accident. Ray 2.60
   turns token authentication on for it unless `RAY_AUTH_MODE` is set and writes `~/.ray/auth_token` with the
-  process umask: the engine creates that file itself first, mode 0600, when no token is configured.
+  process umask: the engine creates that file itself first, mode 0600, when no token is configured. Its workers
+  run at the driver's priority (`RAY_worker_niceness=0` unless set), not Ray's default niceness 15.
 - Joining a cluster (`--ray-address auto` or HOST:PORT, token in `RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH` or
   `~/.ray/auth_token`): the driver ships this project to the workers as the job's `working_dir`, so workers run
   the driver's code, not whatever their own environment has installed.
@@ -92,6 +93,10 @@ def init_ray(options: RunOptions, secret_files: Sequence[str] = ()) -> bool:
     # Trial actors and Ray Train workers import the sweep modules: put the project on their path.
     paths = [str(PROJECT_ROOT), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    # Ray starts its workers at niceness 15, below the driver and below any other job. A sweep's work is in its
+    # workers: on a shared machine a niced training worker got a fraction of the cores (the replication default
+    # took 40 minutes instead of ten). They keep the driver's priority unless the caller sets the variable.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(
         address="local",
         num_cpus=options.num_cpus,

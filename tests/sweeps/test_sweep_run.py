@@ -137,6 +137,15 @@ def _runs(uri: str, experiment: str) -> list:
     return client.search_runs([exp.experiment_id], max_results=1000)
 
 
+def test_local_ray_workers_keep_the_driver_priority(ray_session):
+    # Ray's default worker niceness (15) starved a sweep's training workers on a shared machine.
+    @ray_session.remote(num_cpus=0)
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray_session.get(niceness.remote()) == os.nice(0)
+
+
 @pytest.mark.slow
 def test_sweep_end_to_end_rerun_and_restore(ray_session, tmp_path, capfd):
     sweep = make_sweep(tmp_path)
