@@ -2,7 +2,9 @@
 
 Every trial gets a deterministic id: a hash of its params and of the sweep's identity constants (the values that
 change a trial's result, such as a data hash or a key fingerprint). Never the sweep id, the resources or how a
-secret was passed: a finished trial is found again by any later sweep that contains the same point.
+secret was passed: a finished trial is found again by any later sweep that contains the same point. An axis at
+its inert value (`Grid.inert`: the value that leaves a trial as it was before the axis existed) is left out of that
+hash, so adding an axis to a sweep keeps the id, and the recorded results, of every trial it already had.
 """
 
 from __future__ import annotations
@@ -100,7 +102,9 @@ class Grid:
     values, the base point with that one axis changed. mode "cartesian": the full product of the axes.
     `include` adds explicit points (partial overrides of the base, e.g. controls). `seeds` replicates every
     point; `seed_key` names the seed param. `checks` maps an axis to a validator that raises ValueError (or
-    returns False) for an impossible value. Points are deduplicated; order is deterministic.
+    returns False) for an impossible value. `inert` maps an axis to its value that changes nothing (e.g. zero
+    purification steps): a trial's id leaves the axis out at that value. Points are deduplicated; order is
+    deterministic.
     """
 
     base: Mapping[str, Any]
@@ -110,8 +114,12 @@ class Grid:
     include: Sequence[Mapping[str, Any]] = ()
     checks: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     seed_key: str = "seed"
+    inert: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        unknown_inert = sorted(set(self.inert) - set(self.base))
+        if unknown_inert:
+            raise ConfigError(f"grid inert: unknown axis(es) {unknown_inert}; known axes: {sorted(self.base)}")
         if self.mode not in ("one_at_a_time", "cartesian"):
             raise ConfigError(f"grid mode: {self.mode!r} is not one of ['one_at_a_time', 'cartesian']")
         if self.seed_key in self.base:
@@ -184,10 +192,12 @@ class Grid:
         """Every (point, seed) pair as a Trial whose id hashes its params and the `identity` constants."""
         trials = []
         for point in self.points():
-            point_id = trial_id_of(point, identity)
+            hashed = {k: v for k, v in point.items() if not (k in self.inert and v == self.inert[k])}
+            point_id = trial_id_of(hashed, identity)
             for seed in self.seeds:
                 params = {**point, self.seed_key: seed}
-                trials.append(Trial(trial_id=trial_id_of(params, identity), params=params, point_id=point_id))
+                trial_id = trial_id_of({**hashed, self.seed_key: seed}, identity)
+                trials.append(Trial(trial_id=trial_id, params=params, point_id=point_id))
         return trials
 
     def varied_axes(self) -> list[str]:
@@ -267,7 +277,8 @@ class GridSection:
     """A preset's `grid:` section as YAML holds it: the base point, axes varied around it, extra points, seeds.
 
     A sweep subclasses it with `AXES` (every axis it knows) and `AXIS_DEFAULTS` (axes a preset may leave out of
-    the base point, with their value then); errors name the preset field.
+    the base point, with their value then: the grid's inert values, left out of trial ids); errors name the preset
+    field.
     """
 
     AXES: ClassVar[tuple[str, ...]] = ()
@@ -301,4 +312,5 @@ class GridSection:
             seeds=tuple(self.seeds),
             include=self.include,
             checks=dict(checks or {}),
+            inert=dict(self.AXIS_DEFAULTS),
         )

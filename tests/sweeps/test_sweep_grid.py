@@ -62,6 +62,22 @@ def test_dedup_and_deterministic_ids():
     assert trials[0].point_id == trials[1].point_id != trials[2].point_id
 
 
+def test_adding_an_axis_at_its_inert_value_keeps_every_trial_id():
+    before = Grid(base={"rho": 0.0}, vary={"rho": [0.5, 1.0]}, seeds=(0, 1)).trials()
+    after = Grid(
+        base={"rho": 0.0, "purify_steps": 0},
+        vary={"rho": [0.5, 1.0], "purify_steps": [50]},
+        seeds=(0, 1),
+        inert={"purify_steps": 0},
+    ).trials()
+    assert [t.trial_id for t in after[:6]] == [t.trial_id for t in before]
+    assert [t.point_id for t in after[:6]] == [t.point_id for t in before]
+    assert after[0].params == {"rho": 0.0, "purify_steps": 0, "seed": 0}  # recorded in full, hashed without it
+    assert {t.trial_id for t in after[6:]}.isdisjoint(t.trial_id for t in before)  # a value off the inert one
+    with pytest.raises(ConfigError, match="inert"):
+        Grid(base={"rho": 0.0}, inert={"paraphrase": 0.0})
+
+
 def test_int_and_float_values_hash_alike_after_coercion():
     a = Grid(base={"rho": 0.0}, vary={"rho": [0, 1]}).trials()
     b = Grid(base={"rho": 0.0}, vary={"rho": [0.0, 1.0]}).trials()
