@@ -50,7 +50,7 @@ def test_dry_run_lists_trials_and_stages(preset, tmp_path):
 
 
 def test_dup_preset_shares_the_analysis_across_dedup_options(tmp_path):
-    done = _run(["--preset", "dup", "--dry-run", "--cache-root", str(tmp_path)])
+    done = _run(["--preset", "dup", "dedup=none,near", "--dry-run", "--cache-root", str(tmp_path)])
     assert done.returncode == 0, done.stderr
     assert "model: depends on ['seed', 'model_config']; 7 distinct" in done.stdout  # 3 x 2 + exact
     assert "analysis: depends on ['analysis_config']; 3 distinct" in done.stdout  # one per duplication count
