@@ -136,13 +136,14 @@ class FinetuneRecipe:
         model = self.method.wrap(model, self.cfg, base)
         self.trainable, self.total = _count_params(model)
         log.info(
-            "fine-tune %s: %d examples (%d dropped), %d/%d trainable params, device %s, %s",
+            "fine-tune %s: %d examples (%d dropped), %d/%d trainable params, device %s (%d torch threads), %s",
             self.cfg.method,
             data.n_examples,
             data.n_dropped,
             self.trainable,
             self.total,
             self.device,
+            torch.get_num_threads(),
             f"DeepSpeed ZeRO-{self.cfg.zero_stage}" if self.ds_config else "no DeepSpeed",
         )
         return model

@@ -36,7 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: RunOptions | None =
     parser.add_argument("--no-ship-code", action="store_true", help="on a cluster, workers use their own install")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a new local Ray instance")
     parser.add_argument("--num-gpus", type=int, default=None, help="GPUs of a new local Ray instance")
-    parser.add_argument("--max-concurrent-trials", type=int, default=defaults.max_concurrent_trials)
+    parser.add_argument(
+        "--max-concurrent-trials",
+        type=int,
+        default=defaults.max_concurrent_trials,
+        help="trials trained at once (default: as many as the cluster's CPUs and GPUs fit, after the evaluation "
+        "actors; 0: no limit)",
+    )
     parser.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (from its checkpoint)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show Ray and worker output live")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the final tables")
@@ -46,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser, defaults: RunOptions | None =
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     """RunOptions from the parsed command line (errors name the option)."""
     for name in ("max_concurrent_trials", "max_failures"):
-        if getattr(args, name) < 0:
+        if getattr(args, name) is not None and getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')}: must be >= 0")
     return RunOptions(
         storage_path=args.storage_path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sweeps.engine.errors import ConfigError
@@ -51,3 +52,27 @@ class Resources:
             per = f"{self.cpu_per_worker:g} CPU" + (f" + {self.gpu_per_worker:g} GPU" if self.gpu_per_worker else "")
             text += f"; {self.workers} Ray Train worker(s) x ({per})"
         return text
+
+
+def trials_that_fit(
+    trial: Resources, cluster: Mapping[str, float], kept: Mapping[str, float] | None = None
+) -> tuple[int, str]:
+    """How many trials run at once when each holds `trial.totals()` of `cluster` minus `kept` (what evaluation
+    actors hold), at least 1; and a line that says how it was worked out.
+
+    The limit matters because a trial driver asks Tune for a sliver of a CPU and its Ray Train workers for the
+    rest: left unlimited, Tune would start every trial driver at once and each would wait, holding memory and a
+    process, for workers that cannot be placed.
+    """
+    kept = kept or {}
+    fits: list[tuple[int, str]] = []
+    for kind, need in trial.totals().items():
+        if need <= 0:
+            continue
+        free = max(0.0, float(cluster.get(kind, 0.0)) - float(kept.get(kind, 0.0)))
+        # a small tolerance: 2 - 0.5 over 0.75 is 2, not 1.9999
+        fits.append((int(free / need + 1e-9), f"{free:g} {kind} free / {need:g} {kind} per trial"))
+    if not fits:
+        return 1, "a trial needs no CPU or GPU"
+    count, why = min(fits)
+    return max(1, count), why

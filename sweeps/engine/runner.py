@@ -25,6 +25,7 @@ from sweeps.engine.grid import Trial
 from sweeps.engine.outcomes import Report, SweepResult, results_frame
 from sweeps.engine.ray_session import check_nodes, init_ray
 from sweeps.engine.recording import MLflowRecorder
+from sweeps.engine.resources import trials_that_fit
 from sweeps.engine.secrets import SecretGuard
 from sweeps.engine.stages import StagePlan, StageSummary
 from sweeps.engine.sweep import RunOptions, Sweep
@@ -38,12 +39,15 @@ def describe(sweep: Sweep, options: RunOptions | None = None) -> str:
     """The dry-run text: trials, shared stages (with cache status) and the resources each needs."""
     options = (options or RunOptions()).resolved()
     trials = sweep.trials()
+    limit = options.max_concurrent_trials
+    concurrency = "auto (as many as the resources fit)" if limit is None else str(limit)
     lines = [
         f"sweep {sweep.name}: id {sweep.sweep_id()}, {len(trials)} trial(s) "
         f"({len(sweep.grid.points())} point(s) x {len(sweep.grid.seeds)} seed(s), mode {sweep.grid.mode})",
         f"base point: {json.dumps(dict(sweep.grid.base), default=str)}",
-        f"trial resources: {sweep.resources.describe()}; max concurrent trials {options.max_concurrent_trials}"
-        + ("" if sweep.train else " (evaluation only: no training step)"),
+        f"trial resources: {sweep.resources.describe()}; max concurrent trials {concurrency}"
+        if sweep.train
+        else f"trial resources: {sweep.resources.describe()} (evaluation only: no training step)",
         "trials:",
     ]
     for trial in trials:
@@ -217,10 +221,19 @@ def _run(
     return result
 
 
+def _evaluation_holds(sweep: Sweep) -> dict[str, float]:
+    """What the evaluation actors hold while trials train (kept out of the trials' share of the cluster)."""
+    if sweep.evaluation is None:
+        return {}
+    res, actors = sweep.evaluation.resources, sweep.evaluation.actors
+    return {kind: actors * amount for kind, amount in res.totals().items()}
+
+
 def _fit(
     sweep: Sweep, todo: list[Trial], plan: StagePlan, options: RunOptions, sweep_id: str, driver: Driver
 ) -> list[str]:
     """Run the Tune experiment (new or restored) and hand every finished trial to the driver."""
+    import ray
     from ray import tune
 
     # Trials keep their Ray Train runs and files under the sweep's own folder.
@@ -239,6 +252,10 @@ def _fit(
         run_trial(config, train, constants, storage, resources)
 
     trainable = tune.with_resources(sweep_trial, resources.bundle())
+    limit = options.max_concurrent_trials
+    if limit is None:
+        limit, why = trials_that_fit(resources, ray.cluster_resources(), _evaluation_holds(sweep))
+        driver.emit("on_progress", f"max concurrent trials {limit} ({why}; --max-concurrent-trials to change)")
     experiment_path = storage
     if tune.Tuner.can_restore(experiment_path):
         log.info("resuming the Tune experiment at %s", experiment_path)
@@ -256,7 +273,7 @@ def _fit(
             trainable,
             param_space={"trial": tune.grid_search(space)},
             tune_config=tune.TuneConfig(
-                max_concurrent_trials=options.max_concurrent_trials,
+                max_concurrent_trials=limit,
                 reuse_actors=options.reuse_actors,
                 trial_dirname_creator=trial_dirname,
                 trial_name_creator=trial_dirname,

@@ -80,7 +80,7 @@ class RunOptions:
     ray_address: str | None = None  # None: a new local Ray; "auto" or host:port: join a cluster
     num_cpus: int | None = None  # local Ray only
     num_gpus: int | None = None  # local Ray only
-    max_concurrent_trials: int = 1
+    max_concurrent_trials: int | None = None  # None: as many as the cluster's resources fit; 0: no limit
     max_failures: int = 2
     checkpoints_to_keep: int = 2
     reuse_actors: bool = False  # True breaks function trainables in Ray 2.60 (no reset_config: the trial hangs)

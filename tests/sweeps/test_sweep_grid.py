@@ -127,6 +127,20 @@ def test_invalid_declarations():
         Resources(cpu=-1)
 
 
+def test_trials_that_fit_the_cluster_after_the_evaluation_actors():
+    from sweeps.engine.resources import trials_that_fit
+
+    laptop = {"CPU": 2.0}
+    one_core = Resources(cpu=0.01, workers=1, cpu_per_worker=1)
+    three_quarters = Resources(cpu=0.01, workers=1, cpu_per_worker=0.74)
+    assert trials_that_fit(one_core, laptop, {"CPU": 0.5})[0] == 1  # 1.5 free / 1.01
+    count, why = trials_that_fit(three_quarters, laptop, {"CPU": 0.5})
+    assert count == 2 and why == "1.5 CPU free / 0.75 CPU per trial"
+    gpu_trial = Resources(cpu=1, workers=2, cpu_per_worker=4, gpu_per_worker=1)
+    assert trials_that_fit(gpu_trial, {"CPU": 64.0, "GPU": 8.0}, {"CPU": 2.0, "GPU": 1.0})[0] == 3  # 7 GPUs / 2
+    assert trials_that_fit(Resources(cpu=4), laptop)[0] == 1  # never 0: a trial too big still gets its turn
+
+
 def test_cli_applies_overrides_and_cartesian():
     parser = add_arguments(argparse.ArgumentParser())
     args = parser.parse_args(["--cartesian", "--dry-run", "rho=0,1", "k=1,2"])
