@@ -331,10 +331,21 @@ def expectations(by_kind: pd.DataFrame, objects: pd.DataFrame, rule: str = HEADL
     return pd.DataFrame.from_records(records, columns=[*axes, *columns] if records else columns)
 
 
-def _rate_plot(by_kind: pd.DataFrame, axis: str, rule: str = HEADLINE_RULE) -> Any:
-    """Replication rate against `axis` under `rule`, one line per kind, with Clopper–Pearson intervals."""
+def _rate_plot(by_kind: pd.DataFrame, axis: str, base: Mapping[str, Any], rule: str = HEADLINE_RULE) -> Any:
+    """Replication rate against `axis` under `rule`, one line per kind, with Clopper–Pearson intervals.
+
+    Only the trials whose other varied axes sit at the grid's base point are drawn (seeds pooled), so that a line
+    changes `axis` alone: pooling, say, dedup none and near at 200 copies would draw a rate that no model has.
+    """
     figure, axes = new_figure(7, 4.5)
     part = by_kind[by_kind["rule"] == rule]
+    held = {
+        other: value
+        for other, value in base.items()
+        if other != axis and other in part.columns and part[other].nunique() > 1
+    }
+    for other, value in held.items():
+        part = part[part[other] == value]
     for kind, group in part.groupby("kind", sort=True):
         stats = group.groupby(axis, sort=True).agg(replicated=("replicated", "sum"), n=("n", "sum")).reset_index()
         cis = [_interval(h, n) for h, n in zip(stats["replicated"], stats["n"], strict=True)]
@@ -351,6 +362,8 @@ def _rate_plot(by_kind: pd.DataFrame, axis: str, rule: str = HEADLINE_RULE) -> A
             label=kind,
         )
     axes.set_xlabel(axis)
+    if held:
+        axes.set_title(", ".join(f"{k}={v}" for k, v in held.items()), fontsize="small")
     axes.set_ylabel(f"replication rate ({rule})")
     axes.set_ylim(-0.02, 1.02)
     axes.legend(fontsize="x-small")
@@ -409,7 +422,7 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
     figures = {}
     for axis in ("duplicates", "guidance", "step", "dedup", "sampler_steps"):
         if axis in frame.columns and frame[axis].nunique() > 1:
-            figures[f"replication_vs_{axis}"] = _rate_plot(by_kind, axis)
+            figures[f"replication_vs_{axis}"] = _rate_plot(by_kind, axis, grid.base)
     failed = gates[~gates["passed"]]["gate"].tolist() if len(gates) else []
     description = DESCRIPTION + (
         f"\n**Quality gates failed: {', '.join(failed)}.**\n" if failed else "\nAll quality gates passed.\n"

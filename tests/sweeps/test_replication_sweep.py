@@ -262,3 +262,30 @@ def test_expectations_met_and_separated_on_hand_made_counts():
     assert verdicts["object: subject > training rate's ci_low"] == (True, False)
     assert verdicts["object: control <= 5%"] == (True, False)
     assert table.loc["short-related >= 30%", "rate"] == pytest.approx(0.4)
+
+
+def test_rate_plot_holds_the_other_axes_at_the_base_point():
+    # 200 copies: dedup none replicates 36/40, near 0/40; pooled they would draw 45%, a rate no model has.
+    from sweeps.replication_report import HEADLINE_RULE, _rate_plot
+
+    rows = [
+        (25, "none", 0),
+        (100, "none", 5),
+        (200, "none", 36),
+        (200, "near", 0),
+        (200, "exact", 36),
+    ]
+    by_kind = pd.DataFrame(
+        [
+            {"duplicates": d, "dedup": m, "kind": "short-related", "rule": HEADLINE_RULE, "replicated": r, "n": 40}
+            for d, m, r in rows
+        ]
+    )
+    figure = _rate_plot(by_kind, "duplicates", {"duplicates": 200, "dedup": "none"})
+    line = figure.axes[0].lines[0]
+    assert list(line.get_xdata()) == [25, 100, 200]
+    assert np.allclose(line.get_ydata(), [0.0, 5 / 40, 36 / 40])
+    assert figure.axes[0].get_title() == "dedup=none"
+    by_dedup = _rate_plot(by_kind, "dedup", {"duplicates": 200, "dedup": "none"}).axes[0].lines[0]
+    assert list(by_dedup.get_xdata()) == ["exact", "near", "none"]
+    assert np.allclose(by_dedup.get_ydata(), [36 / 40, 0.0, 36 / 40])
