@@ -252,15 +252,15 @@ def _fit(
         run_trial(config, train, constants, storage, resources)
 
     trainable = tune.with_resources(sweep_trial, resources.bundle())
-    limit = options.max_concurrent_trials
-    if limit is None:
-        limit, why = trials_that_fit(resources, ray.cluster_resources(), _evaluation_holds(sweep))
-        driver.emit("on_progress", f"max concurrent trials {limit} ({why}; --max-concurrent-trials to change)")
     experiment_path = storage
     if tune.Tuner.can_restore(experiment_path):
         log.info("resuming the Tune experiment at %s", experiment_path)
         tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-    else:
+    else:  # a restored experiment keeps the concurrency it was started with: it is worked out only here
+        limit = options.max_concurrent_trials
+        if limit is None:
+            limit, why = trials_that_fit(resources, ray.cluster_resources(), _evaluation_holds(sweep))
+            driver.emit("on_progress", f"max concurrent trials {limit} ({why}; --max-concurrent-trials to change)")
         space = [
             {
                 "trial_id": t.trial_id,
