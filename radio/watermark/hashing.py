@@ -55,6 +55,7 @@ _POSITION_MULTIPLIERS = [_mix_int(0x9E3779B97F4A7C15 * (j + 1)) | 1 for j in ran
 _TOKEN_MULTIPLIER = _mix_int(0xD6E8FEB86659FD93) | 1
 
 
+GREEN_CACHE_BYTES = 64 << 20  # green rows kept per (vocabulary size, threshold): 32,768 rows at V = 2,048
 _CHUNK = 1 << 15  # ids per chunk of the numpy pair hash: two uint64 buffers of 256 KB stay in a core's L2 cache
 
 
@@ -142,6 +143,7 @@ class RadioHasher(Hasher):
         self._key64 = key_to_int64(key) & _MASK64
         self._backend = backend
         self._vocab_rows: dict[int, np.ndarray] = {}
+        self._green_rows: dict[tuple[int, int], dict[int, np.ndarray]] = {}
 
     def _use_numpy(self, tensor: torch.Tensor) -> bool:
         return self._backend == "numpy" or (self._backend == "auto" and tensor.device.type == "cpu")
@@ -207,7 +209,10 @@ class RadioHasher(Hasher):
 
     def _vocab_hash_numpy(self, windows: torch.Tensor, vocab_size: int) -> np.ndarray:
         """(batch, k) windows -> (batch, vocab_size) uint64 hashes, computed in place in one buffer."""
-        seeds = self._window_seeds_numpy(windows.cpu())
+        return self._seeds_vocab_hash(self._window_seeds_numpy(windows.cpu()), vocab_size)
+
+    def _seeds_vocab_hash(self, seeds: np.ndarray, vocab_size: int) -> np.ndarray:
+        """(batch,) window seeds -> (batch, vocab_size) uint64 hashes."""
         hashed = np.empty((seeds.shape[0], vocab_size), dtype=np.uint64)
         np.add(seeds[:, None], self._vocab_row(vocab_size)[None, :], out=hashed)
         return _mix_numpy(hashed)
@@ -231,8 +236,29 @@ class RadioHasher(Hasher):
         self._check(windows)
         if not self._use_numpy(windows) or not 0.0 < threshold < 1.0:
             return self.vocab_uniforms(windows, vocab_size) < threshold
-        bound = np.uint64(math.ceil(threshold * 2.0**_UNIFORM_BITS) << (64 - _UNIFORM_BITS))
-        return torch.from_numpy(self._vocab_hash_numpy(windows, vocab_size) < bound).to(windows.device)
+        bound = math.ceil(threshold * 2.0**_UNIFORM_BITS) << (64 - _UNIFORM_BITS)
+        return torch.from_numpy(self._cached_green(windows, vocab_size, bound)).to(windows.device)
+
+    def _cached_green(self, windows: torch.Tensor, vocab_size: int, bound: int) -> np.ndarray:
+        """Green rows looked up by window seed; only windows not seen before are hashed.
+
+        Generation asks for the same windows again and again (at k = 1 there are only V of them), and hashing a
+        (batch, V) block costs six passes over 8 bytes per entry where a lookup copies one byte per entry. The
+        cache is bounded (`GREEN_CACHE_BYTES` per vocabulary size and threshold) and emptied when full.
+        """
+        seeds = self._window_seeds_numpy(windows.cpu())
+        cache = self._green_rows.setdefault((vocab_size, bound), {})
+        keys = seeds.tolist()
+        missing = sorted({key for key in keys if key not in cache})
+        if missing and (len(cache) + len(missing)) * vocab_size > GREEN_CACHE_BYTES:
+            cache.clear()  # the rows this batch found are gone too: hash every window of the batch
+            missing = sorted(set(keys))
+        if missing:
+            fresh = self._seeds_vocab_hash(np.array(missing, dtype=np.uint64), vocab_size) < np.uint64(bound)
+            cache.update(zip(missing, fresh, strict=True))
+        if not keys:
+            return np.zeros((0, vocab_size), dtype=bool)
+        return np.stack([cache[key] for key in keys])
 
     def pair_uniforms(self, windows: torch.Tensor, tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
         """(n, k) windows and (n,) tokens -> (n,) uniforms in one vectorised pass."""

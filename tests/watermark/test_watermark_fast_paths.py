@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from radio.watermark import Watermark, WatermarkConfig
+from radio.watermark import Watermark, WatermarkConfig, hashing
 from radio.watermark.hashing import RadioHasher
 from radio.watermark.sampling import nucleus_log_probs
 
@@ -47,6 +47,22 @@ def test_integer_green_mask_equals_float_comparison(threshold: float) -> None:
     assert torch.equal(hasher.vocab_green(windows, 5000, threshold), expected)
     torch_backend = RadioHasher(b"key", "kgw", backend="torch")
     assert torch.equal(torch_backend.vocab_green(windows, 5000, threshold), expected)
+
+
+@pytest.mark.parametrize("budget_rows", [10_000, 40, 3])
+def test_cached_green_rows_equal_fresh_hashes_when_the_cache_fills(
+    monkeypatch: pytest.MonkeyPatch, budget_rows: int
+) -> None:
+    """Windows repeat across calls (as in generation) and the cache empties when full: every mask stays exact."""
+    vocab, threshold = 700, 0.25
+    monkeypatch.setattr(hashing, "GREEN_CACHE_BYTES", budget_rows * vocab)
+    hasher = RadioHasher(b"key", "kgw")
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(12):
+        windows = torch.randint(0, 30, (16, 1), generator=generator)  # 30 windows: many repeats, within and across
+        expected = hasher.vocab_uniforms(windows, vocab) < threshold
+        assert torch.equal(hasher.vocab_green(windows, vocab, threshold), expected)
+    assert torch.equal(hasher.vocab_green(windows[:0], vocab, threshold), torch.zeros((0, vocab), dtype=torch.bool))
 
 
 @pytest.mark.parametrize("scheme", ["kgw", "aaronson"])
