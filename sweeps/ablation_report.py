@@ -32,7 +32,7 @@ from sweeps.ablation_reproduction import reproduction_table, setup_table
 from sweeps.ablation_steps import BASE_MODEL_EPOCHS
 from sweeps.engine.grid import Grid
 from sweeps.engine.outcomes import Report, TrialOutcome
-from sweeps.engine.tables import line_plot, mean_std_columns, mean_std_table, new_figure
+from sweeps.engine.tables import line_plot, mean_std_columns, mean_std_table, new_figure, rows_at_base
 
 WRONG_KEY = "wrong-key"
 NOT_DETECTED = -2.0  # log10 p above this (p > 0.01): the control cells' threshold
@@ -119,15 +119,8 @@ def _model(row: Mapping[str, Any]) -> str:
 
 def _at_base(frame: pd.DataFrame, base: Mapping[str, Any], free: str) -> pd.DataFrame:
     """Rows whose axes equal the base point except `free` (the base-model control kept for the rho table)."""
-    mask = pd.Series(True, index=frame.index)
-    for axis in AXES:
-        if axis == free or axis not in frame.columns:
-            continue
-        same = frame[axis] == base[axis]
-        if free == "rho" and axis == "epochs":
-            same |= frame[axis] == BASE_MODEL_EPOCHS
-        mask &= same
-    return frame[mask]
+    also = {"epochs": [BASE_MODEL_EPOCHS]} if free == "rho" else None
+    return rows_at_base(frame, base, free, axes=AXES, also=also)
 
 
 def _tests(frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -33,6 +35,29 @@ def aggregate(frame: pd.DataFrame, by: Sequence[str], metric: str, over: str | N
             "count": "n",
         }
     )
+
+
+def rows_at_base(
+    frame: pd.DataFrame,
+    base: Mapping[str, Any],
+    free: str,
+    axes: Iterable[str] | None = None,
+    also: Mapping[str, Sequence[Any]] | None = None,
+) -> pd.DataFrame:
+    """The rows of `frame` at the grid's base point on every axis but `free`: a slice in which `free` alone changes.
+
+    `axes` are the axes to hold (default: those of `base`). An axis is held only where the frame has it and takes
+    more than one value in it: a single value is the sweep's own set-up, not a mix of points to split (a sweep run
+    with `k=2` alone keeps its rows whatever the preset's base k). `also` names further values an axis may keep,
+    e.g. the epochs of a control point drawn beside the line.
+    """
+    extra = also or {}
+    mask = np.ones(len(frame), dtype=bool)
+    for axis in base if axes is None else axes:
+        if axis == free or axis not in frame.columns or frame[axis].nunique(dropna=False) < 2:
+            continue
+        mask &= frame[axis].isin([base[axis], *extra.get(axis, ())]).to_numpy()
+    return frame[mask]
 
 
 def mean_std_table(

@@ -9,7 +9,7 @@ import pytest
 import sweeps_testlib  # noqa: F401  (import paths)
 
 from sweeps.engine.secrets import SecretGuard, SecretLeakError
-from sweeps.engine.tables import aggregate, line_plot, mean_std_columns, mean_std_table, to_markdown
+from sweeps.engine.tables import aggregate, line_plot, mean_std_columns, mean_std_table, rows_at_base, to_markdown
 from sweeps.engine.tracking import Tracker, resolve_tracking_uri
 
 
@@ -124,3 +124,19 @@ def test_mean_std_columns_are_numeric_and_sortable():
     assert row_a["t1 mean"] == -2.0 and row_a["t1 std"] == pytest.approx(math.sqrt(2), abs=1e-3)
     assert math.isnan(row_a["t2 std"])  # one replicate
     assert table["t1 mean"].dtype.kind == "f"
+
+
+def test_rows_at_base_holds_every_other_varied_axis():
+    frame = pd.DataFrame(
+        {
+            "rho": [0.0, 0.5, 1.0, 1.0, 1.0, 0.0],
+            "k": [1, 1, 1, 2, 1, 1],
+            "epochs": [3, 3, 3, 3, 1, 0],
+            "scheme": ["kgw"] * 6,  # one value, though not the base's: the sweep's own, kept
+        }
+    )
+    base = {"rho": 1.0, "k": 1, "epochs": 3, "scheme": "aaronson"}
+    assert rows_at_base(frame, base, "rho").index.tolist() == [0, 1, 2]
+    assert rows_at_base(frame, base, "rho", also={"epochs": [0]}).index.tolist() == [0, 1, 2, 5]
+    assert rows_at_base(frame, base, "k").index.tolist() == [2, 3]
+    assert rows_at_base(frame, base, "k", axes=["k", "epochs"]).index.tolist() == [0, 1, 2, 3]
