@@ -188,6 +188,25 @@ def test_unknown_preset_key_is_rejected(tmp_path: Path) -> None:
     assert out.returncode != 0 and "learning_rate" in out.stderr
 
 
+def test_a_preset_extends_another_section_by_section(tmp_path: Path) -> None:
+    from radio.config import ConfigError
+    from sweeps.ablation_config import load_preset
+
+    tiny, ablations = load_preset("tiny"), load_preset("ablations")
+    assert ablations.name == "radio-ablations"
+    assert "closed-unsupervised-phi" in [test["name"] for test in ablations.detect.tests]
+    assert (ablations.generate, ablations.mix, ablations.finetune) == (tiny.generate, tiny.mix, tiny.finetune)
+    assert "rho" not in ablations.grid.vary  # the grid section replaces the parent's whole grid
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: parent.yaml\nname: child\n")
+    (tmp_path / "parent.yaml").write_text("extends: child.yaml\n")
+    with pytest.raises(ConfigError, match="leads back to itself"):
+        load_preset(str(child))
+    child.write_text("extends: no-such-preset\n")
+    with pytest.raises(ConfigError, match="extends: no-such-preset: unknown preset"):
+        load_preset(str(child))
+
+
 def _kill_first_train_worker(workdir: Path, sweep: subprocess.Popen, deadline: float) -> int | None:
     """Wait for a mid-run Trainer checkpoint of the first fine-tune, then SIGKILL its Ray Train worker process
     (only a worker of this sweep: its environment carries this test's work folder)."""
