@@ -1,4 +1,4 @@
-"""The one error type of the engine's configuration checks."""
+"""The engine's error types, and the one-line summary of an error that the console prints."""
 
 from __future__ import annotations
 
@@ -16,3 +16,18 @@ class SweepFailedError(RuntimeError):
     def __init__(self, message: str, log_path: str | None) -> None:
         super().__init__(message)
         self.log_path = log_path
+
+
+class StageBuildError(RuntimeError):
+    """A shared stage instance failed to build; the message names the stage and a trial point that needs it."""
+
+
+def first_line(err: BaseException) -> str:
+    """What failed, in one line: a Ray task error's original exception (its `cause`), else the message."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException):
+        err = cause
+    if isinstance(err, StageBuildError):
+        return str(err)
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0][:300]}" if lines else type(err).__name__

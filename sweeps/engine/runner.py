@@ -20,7 +20,7 @@ from sweeps.engine import driver as driver_module
 from sweeps.engine.callbacks import SweepStart
 from sweeps.engine.console import LiveView, output_to_log
 from sweeps.engine.driver import Driver, make_tune_callback
-from sweeps.engine.errors import ConfigError, SweepFailedError
+from sweeps.engine.errors import ConfigError, SweepFailedError, first_line
 from sweeps.engine.grid import Trial
 from sweeps.engine.outcomes import Report, SweepResult, results_frame
 from sweeps.engine.ray_session import check_nodes, init_ray
@@ -124,21 +124,12 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
             raise
         except Exception as err:  # the full traceback goes to the log file; the console gets one line
             log.exception("sweep %s stopped", sweep_id)
-            raise SweepFailedError(_first_line(err), str(log_path)) from err
+            raise SweepFailedError(first_line(err), str(log_path)) from err
         finally:
             driver.shutdown()
             logging.getLogger().removeHandler(handler)
             handler.close()
     return result
-
-
-def _first_line(err: BaseException) -> str:
-    """What failed, in one line: a Ray task error's original exception (its `cause`), else the message."""
-    cause = getattr(err, "cause", None)
-    if isinstance(cause, BaseException):
-        err = cause
-    lines = [line for line in str(err).splitlines() if line.strip()]
-    return f"{type(err).__name__}: {lines[0][:300]}" if lines else type(err).__name__
 
 
 def _browse_hint(uri: str, experiment_id: str, parent: str | None) -> str:

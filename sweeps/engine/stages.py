@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from sweeps.engine.errors import ConfigError
+from sweeps.engine.errors import ConfigError, StageBuildError, first_line
 from sweeps.engine.grid import Trial
 from sweeps.engine.resources import Resources
 from sweeps.engine.stage_store import StageOutput, config_hash, find_complete, run_stage
@@ -85,6 +85,7 @@ class StagePlan:
         self.manifest = dict(manifest or {})
         self.instances: dict[tuple[str, str], StageInstance] = {}
         self.per_trial: dict[str, dict[str, Path]] = {t.trial_id: {} for t in trials}
+        self.params = {t.trial_id: dict(t.params) for t in trials}
         users: dict[tuple[str, str], list[str]] = {}
         order = []
         for stage in stages:
@@ -129,6 +130,13 @@ class StagePlan:
             grouped[inst.stage].append(inst)
         return grouped
 
+    def describe(self, inst: StageInstance) -> str:
+        """The stage and the first trial point that needs it (an instance may serve many), for error messages."""
+        params = self.params.get(inst.trials[0], {}) if inst.trials else {}
+        point = " ".join(f"{k}={v}" for k, v in params.items())
+        more = f" and {len(inst.trials) - 1} more trial(s)" if len(inst.trials) > 1 else ""
+        return f"stage {inst.stage} {inst.digest} (needed by {point or 'no trial'}{more})"
+
     def is_cached(self, inst: StageInstance) -> bool:
         return find_complete(self.root, inst.stage, inst.digest) is not None
 
@@ -154,15 +162,21 @@ class StagePlan:
             started = time.perf_counter()
             if todo and progress is not None:
                 progress(f"stage {name}: building {len(todo)} ({hits} cached)")
-            if executor == "local":
-                outputs = [_build_instance(stage, inst, self.root, self.manifest) for inst in todo]
-            else:
+            refs: list[Any] = []
+            if executor == "ray":
                 import ray
 
                 task = ray.remote(_build_instance).options(
                     num_cpus=stage.resources.cpu, num_gpus=stage.resources.gpu, max_retries=1
                 )
-                outputs = ray.get([task.remote(stage, inst, self.root, self.manifest) for inst in todo])
+                refs = [task.remote(stage, inst, self.root, self.manifest) for inst in todo]  # all start at once
+            outputs = []
+            for i, inst in enumerate(todo):
+                try:
+                    out = ray.get(refs[i]) if refs else _build_instance(stage, inst, self.root, self.manifest)
+                except Exception as err:  # name the instance: one stage may have many (one per scheme and k...)
+                    raise StageBuildError(f"{self.describe(inst)}: {first_line(err)}") from err
+                outputs.append(out)
             built = sum(1 for out in outputs if not out.cached)
             if todo and progress is not None:
                 progress(f"stage {name}: {built} built in {time.perf_counter() - started:.0f} s")

@@ -124,5 +124,6 @@ def test_a_failing_stage_prints_what_failed_and_where_the_log_is(tmp_path, capfd
     assert main(build, argv) == 1
     err = capfd.readouterr().err
     assert "error: the sweep stopped" in err and "the corpus file is missing" in err
+    assert "stage corpus" in err and "(needed by a=1 seed=0)" in err  # which instance, of which point
     log_path = next((tmp_path / "st").glob("*/sweep.log"))
     assert str(log_path) in err and "Traceback" in log_path.read_text()

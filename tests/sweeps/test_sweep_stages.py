@@ -85,6 +85,25 @@ def test_stage_dependency_errors(tmp_path):
         StagePlan([Stage("mix", build_mix, needs=("data",))], trials, {}, tmp_path)
 
 
+def _data_failing_at_k4(out: Path, config, inputs) -> dict:
+    if config["k"] == 4:
+        raise ValueError("the watermarked set has 1392 records\nsecond line")
+    return build_data(out, config, inputs)
+
+
+def test_a_failed_build_names_the_stage_instance_and_a_point_that_needs_it(tmp_path):
+    from sweeps.engine.errors import StageBuildError
+
+    stages = [Stage("data", _data_failing_at_k4, depends_on=("scheme", "k", "key_fp"))]
+    plan = StagePlan(stages, GRID.trials(), {"key_fp": "abcd1234"}, tmp_path)
+    expected = (
+        r"^stage data \w+ \(needed by scheme=kgw k=4 rho=0.1 lr=0.0001 seed=0 and 1 more trial\(s\)\): "
+        r"ValueError: the watermarked set has 1392 records$"
+    )
+    with pytest.raises(StageBuildError, match=expected):
+        plan.run("local")
+
+
 def test_dry_run_lists_trials_stages_resources(tmp_path, capsys):
     sweep = Sweep(
         name="toy",
