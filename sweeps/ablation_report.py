@@ -123,6 +123,33 @@ def _at_base(frame: pd.DataFrame, base: Mapping[str, Any], free: str) -> pd.Data
     return rows_at_base(frame, base, free, axes=AXES, also=also)
 
 
+def _ablation_axes(grid: Grid) -> list[str]:
+    """The axes with an ablation table: those varied around the base, and those an extra point moves (e.g. the
+    scheme, compared at another k), but not rho (the p-value table) nor the base-model control's epochs."""
+    axes = list(grid.varied_axes())
+    for point in grid.include:
+        for axis, value in point.items():
+            moved = value != grid.base.get(axis) and not (axis == "epochs" and value == BASE_MODEL_EPOCHS)
+            if moved and axis not in axes:
+                axes.append(axis)
+    return [axis for axis in axes if axis != "rho"]
+
+
+def _axis_rows(tests: pd.DataFrame, base: Mapping[str, Any], axis: str, grid: Grid) -> tuple[pd.DataFrame, dict]:
+    """The rows in which `axis` alone changes, and the axes moved off the base point to find them (none when the
+    base point itself has two values of `axis`; else the other axes of the first extra point that changes it, e.g.
+    KGW against Aaronson at k = 4 when Aaronson is only run there)."""
+    anchors: list[dict[str, Any]] = [{}]
+    for point in grid.include:
+        if axis in point and point[axis] != base.get(axis):
+            anchors.append({k: v for k, v in point.items() if k != axis and v != base.get(k)})
+    for moved in anchors:
+        rows = _at_base(tests, {**base, **moved}, axis)
+        if rows[axis].nunique() > 1:
+            return rows, moved
+    return tests.iloc[0:0], {}
+
+
 def _tests(frame: pd.DataFrame) -> pd.DataFrame:
     """The test rows, wrong-key rows folded to one cell per (trial, test) (their mean over keys)."""
     tests = frame[frame["test"] != "utility"].copy() if "test" in frame.columns else frame.iloc[0:0].copy()
@@ -170,6 +197,7 @@ def build_report(frame: pd.DataFrame, grid: Grid, setup: Mapping[str, str] | Non
     display: dict[str, pd.DataFrame] = {}
     figures: dict[str, Any] = {}
     metrics: dict[str, float] = {}
+    held: dict[str, str] = {}  # ablation tables drawn away from the base point: the other axes' values there
     if len(tests):
         rho_rows = _at_base(tests, base, "rho")
         if len(rho_rows):
@@ -186,11 +214,11 @@ def build_report(frame: pd.DataFrame, grid: Grid, setup: Mapping[str, str] | Non
             figures["log10p_vs_rho"] = line_plot(
                 main, "rho", "log10_pvalue", hue="test", title="log10 p against rho", hlines=(NOT_DETECTED, STRONG)
             )
-        for axis in grid.varied_axes():
-            if axis == "rho":
-                continue
-            rows = _at_base(tests[tests["epochs"] != BASE_MODEL_EPOCHS], base, axis)
-            if rows[axis].nunique() > 1:
+        for axis in _ablation_axes(grid):
+            rows, moved = _axis_rows(tests[tests["epochs"] != BASE_MODEL_EPOCHS], base, axis, grid)
+            if len(rows):
+                if moved:
+                    held[f"ablation_{axis}"] = " ".join(f"{k}={v}" for k, v in moved.items())
                 tables[f"ablation_{axis}"] = mean_std_columns(rows, axis, "test", "log10_pvalue", digits=2)
                 display[f"ablation_{axis}"] = mean_std_table(rows, axis, "test", "log10_pvalue")
                 main = rows[~rows["test"].str.endswith(f"/{WRONG_KEY}")]
@@ -226,6 +254,7 @@ def build_report(frame: pd.DataFrame, grid: Grid, setup: Mapping[str, str] | Non
             scored = tuned.groupby("test")["n_scored"].mean().dropna() if "n_scored" in tuned else None
             tables["reproduction_setup"] = setup_table(setup, scored)
     captions = {name: CAPTION for name in tables if name == "pvalues" or name.startswith("ablation_")}
+    captions.update({name: f"{CAPTION} Other axes at the base point except {at}." for name, at in held.items()})
     captions.update(
         {
             "tokens_scored": "Deduplicated tokens scored per test.",

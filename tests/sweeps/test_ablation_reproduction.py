@@ -112,3 +112,27 @@ def test_reproduction_without_a_test_of_the_papers_kind_says_so() -> None:
         "misses p<1e-5 (-1.0; 1,050 tokens scored, about 5,250 needed)"
         in findings.loc["open unsupervised detects small rho", "ours"]
     )
+
+
+def test_an_axis_moved_only_by_extra_points_gets_its_table_where_they_sit() -> None:
+    """The ablations preset runs Aaronson only at k = 4: its table compares it with KGW at k = 4, and says so."""
+    config = load_preset("ablations")
+    grid = _grid(config)
+    base = dict(grid.base)
+    frames = []
+    for name, point, value in [
+        ("base", {}, -50.0),
+        ("k4", {"k": 4}, -0.5),
+        ("aaronson-k4", {"scheme": "aaronson", "k": 4}, -9.0),
+        ("aaronson-k4-rho0", {"scheme": "aaronson", "k": 4, "rho": 0.0}, -0.1),
+    ]:
+        frame = _frame({("open-unsupervised", 1.0): value}, {**base, **point})
+        frame["trial_id"] = name
+        frame["rho"] = point.get("rho", 1.0)
+        frames.append(frame)
+    report = build_report(pd.concat(frames, ignore_index=True), grid)
+    table = report.tables["ablation_scheme"].set_index("scheme")
+    assert table.loc["kgw", "open-unsupervised mean"] == -0.5  # KGW at k = 4, not the base point's k = 1
+    assert table.loc["aaronson", "open-unsupervised mean"] == -9.0
+    assert report.captions["ablation_scheme"].endswith("Other axes at the base point except k=4.")
+    assert report.tables["ablation_k"]["k"].tolist() == [1, 4]  # KGW only: the scheme held at the base
