@@ -195,7 +195,8 @@ def test_a_preset_extends_another_section_by_section(tmp_path: Path) -> None:
     tiny, ablations = load_preset("tiny"), load_preset("ablations")
     assert ablations.name == "radio-ablations"
     assert "closed-unsupervised-phi" in [test["name"] for test in ablations.detect.tests]
-    assert (ablations.generate, ablations.mix, ablations.finetune) == (tiny.generate, tiny.mix, tiny.finetune)
+    assert (ablations.generate, ablations.finetune) == (tiny.generate, tiny.finetune)  # sections it leaves out
+    assert (ablations.mix.phi_size, tiny.mix.phi_size) == (200, 300)  # a section it gives replaces the parent's
     assert "rho" not in ablations.grid.vary  # the grid section replaces the parent's whole grid
     child = tmp_path / "child.yaml"
     child.write_text("extends: parent.yaml\nname: child\n")
