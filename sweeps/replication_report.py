@@ -32,7 +32,7 @@ import pandas as pd
 
 from sweeps.engine.grid import Grid
 from sweeps.engine.outcomes import Report, TrialOutcome
-from sweeps.engine.tables import new_figure, rows_at_base
+from sweeps.engine.tables import held_axes, new_figure, rows_at_base
 from sweeps.replication_config import AXES, HEADLINE_RULE
 from sweeps.replication_steps import ANALYSIS_JSON, bits_to_flags
 
@@ -339,11 +339,7 @@ def _rate_plot(by_kind: pd.DataFrame, axis: str, base: Mapping[str, Any], rule: 
     """
     figure, axes = new_figure(7, 4.5)
     part = by_kind[by_kind["rule"] == rule]
-    held = {
-        other: value
-        for other, value in base.items()
-        if other != axis and other in part.columns and part[other].nunique() > 1
-    }
+    held = held_axes(part, base, axis)  # named in the title
     part = rows_at_base(part, base, axis)
     for kind, group in part.groupby("kind", sort=True):
         stats = group.groupby(axis, sort=True).agg(replicated=("replicated", "sum"), n=("n", "sum")).reset_index()

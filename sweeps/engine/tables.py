@@ -37,6 +37,18 @@ def aggregate(frame: pd.DataFrame, by: Sequence[str], metric: str, over: str | N
     )
 
 
+def held_axes(
+    frame: pd.DataFrame, base: Mapping[str, Any], free: str, axes: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """The axes `rows_at_base` holds, with their base values: those of `axes` (default: of `base`) other than
+    `free` that the frame has and that take more than one value in it."""
+    return {
+        axis: base[axis]
+        for axis in (base if axes is None else axes)
+        if axis != free and axis in frame.columns and frame[axis].nunique(dropna=False) > 1
+    }
+
+
 def rows_at_base(
     frame: pd.DataFrame,
     base: Mapping[str, Any],
@@ -47,16 +59,14 @@ def rows_at_base(
     """The rows of `frame` at the grid's base point on every axis but `free`: a slice in which `free` alone changes.
 
     `axes` are the axes to hold (default: those of `base`). An axis is held only where the frame has it and takes
-    more than one value in it: a single value is the sweep's own set-up, not a mix of points to split (a sweep run
-    with `k=2` alone keeps its rows whatever the preset's base k). `also` names further values an axis may keep,
-    e.g. the epochs of a control point drawn beside the line.
+    more than one value in it (`held_axes`): a single value is the sweep's own set-up, not a mix of points to split
+    (a sweep run with `k=2` alone keeps its rows whatever the preset's base k). `also` names further values an axis
+    may keep, e.g. the epochs of a control point drawn beside the line.
     """
     extra = also or {}
     mask = np.ones(len(frame), dtype=bool)
-    for axis in base if axes is None else axes:
-        if axis == free or axis not in frame.columns or frame[axis].nunique(dropna=False) < 2:
-            continue
-        mask &= frame[axis].isin([base[axis], *extra.get(axis, ())]).to_numpy()
+    for axis, value in held_axes(frame, base, free, axes).items():
+        mask &= frame[axis].isin([value, *extra.get(axis, ())]).to_numpy()
     return frame[mask]
 
 
