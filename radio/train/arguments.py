@@ -39,7 +39,7 @@ def training_arguments(cfg: FinetuneConfig, device: str, ds_config: dict[str, An
         bf16=cfg.precision == "bf16",
         fp16=cfg.precision == "fp16",
         deepspeed=ds_config,
-        use_cpu=device == "cpu" and ds_config is None,
+        use_cpu=device == "cpu",
         logging_strategy="steps",
         logging_steps=cfg.log_every_steps,
         logging_first_step=True,

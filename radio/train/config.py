@@ -119,10 +119,12 @@ class FinetuneConfig:
             "device",
             f"must be auto, cpu or cuda, got {self.device!r}",
         )
+        # bf16 trains on CPU (through DeepSpeed's bf16 optimizer or torch autocast), so the CPU path can check
+        # what a GPU run does; fp16 needs a loss scaler that only CUDA kernels implement.
         require(
-            not (self.device == "cpu" and self.precision != "fp32"),
+            not (self.device == "cpu" and self.precision == "fp16"),
             "precision",
-            f"{self.precision} needs a GPU; use fp32 with device cpu",
+            "fp16 needs a GPU; use fp32 or bf16 with device cpu",
         )
         require(self.log_every_steps >= 1, "log_every_steps", f"must be >= 1, got {self.log_every_steps}")
         require(

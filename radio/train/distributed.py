@@ -130,6 +130,23 @@ def prepare_deepspeed(device: str) -> None:
         compatible["deepspeed_ccl_comm"] = False
 
 
+def init_deepspeed_comm() -> None:
+    """Wrap the process group that the Trainer's arguments started in DeepSpeed's comm layer, once per process.
+
+    On GPU accelerate calls `deepspeed.comm.init_distributed` itself. On CPU it starts a plain gloo group
+    (`use_cpu`: accelerate's only multi-process CPU path) and DeepSpeed's comm layer stays unset; ZeRO-3's
+    `zero.Init` (run by `from_pretrained`) then reads a world size of 1 and checks the batch sizes against it.
+    Handing it the running group first (its own backend, no MPI discovery) makes both devices one path.
+    """
+    import torch.distributed as dist
+    from deepspeed import comm
+
+    if comm.is_initialized():
+        return
+    backend = dist.get_backend() if dist.is_available() and dist.is_initialized() else None
+    comm.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+
+
 def barrier() -> None:
     """Wait for every rank (a no-op for a single process)."""
     import torch.distributed as dist

@@ -26,7 +26,14 @@ from radio.train import checkpoint
 from radio.train.arguments import training_arguments
 from radio.train.config import FinetuneConfig
 from radio.train.data import Collator, TrainInputs, check_base_dir, load_inputs
-from radio.train.distributed import barrier, deepspeed_config, prepare_deepspeed, resolve_device, run_env
+from radio.train.distributed import (
+    barrier,
+    deepspeed_config,
+    init_deepspeed_comm,
+    prepare_deepspeed,
+    resolve_device,
+    run_env,
+)
 from radio.train.full import Full
 from radio.train.lora import LoRA
 from radio.train.result import CHECKPOINTS_DIR, METRICS_FILE, RUN_FILE, STAGING_DIR, FinetuneError, FinetuneResult
@@ -115,6 +122,8 @@ class FinetuneRecipe:
         """Training arguments (before the model: with ZeRO-3 it is partitioned while it loads), model, folder."""
         self.start = time.perf_counter()
         self.args = training_arguments(self.cfg, self.device, self.ds_config, self.ckpt_root)
+        if self.ds_config is not None:
+            init_deepspeed_comm()  # before the model: ZeRO-3 partitions it over this group while it loads
         self.model = self._setup_model()
         self.resume = self._setup_output()
 

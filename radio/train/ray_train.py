@@ -7,9 +7,14 @@ checkpoint that Ray Train holds when `out_dir` has none. Metrics go to `ray.trai
 every Trainer checkpoint is reported to Ray, and the final report carries `checkpoint_dir`.
 
 Inside a Ray Tune trial (Ray Train V2: Tune runs a plain function per trial), call `finetune_on_ray` from the
-trial function with `num_workers=1, use_gpu=False` on CPU.
-On CPU, DeepSpeed through the HF Trainer supports one worker (accelerate does not set up a multi-process CPU
-DeepSpeed run); use `zero_stage=None` for more than one CPU worker (plain DDP over gloo).
+trial function (never `num_workers=0` there).
+
+Several workers are data-parallel DeepSpeed (ZeRO 0-3) on CPU as on GPU, through the HF Trainer's integration:
+Ray starts a gloo group on CPU (NCCL on GPU); the Trainer's arguments take it as accelerate's multi-CPU state
+(`use_cpu`), `radio.train.distributed.init_deepspeed_comm` hands it to DeepSpeed's comm layer, and DeepSpeed's
+CPU accelerator runs its collectives over it (its shared-memory and oneCCL ops are switched off, so nothing is
+compiled). The global batch is `num_workers x batch_size x grad_accum`; each worker reads its own slice of the
+same seeded order, so a run on 2 workers at half the batch size follows the 1-worker run.
 """
 
 from __future__ import annotations
@@ -70,10 +75,8 @@ def finetune_on_ray(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if num_workers > 1 and not use_gpu and cfg.zero_stage is not None:
-        raise FinetuneError(
-            "zero_stage: DeepSpeed on CPU runs with one Ray worker; use num_workers=1 or zero_stage null"
-        )
+    if num_workers < 1:
+        raise FinetuneError(f"num_workers: must be >= 1, got {num_workers}")
     out = Path(out_dir).resolve()
     loop_config = {
         "finetune": cfg.to_dict(),

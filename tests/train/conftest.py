@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,19 @@ def toy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         vocab_high=PATTERN_HIGH,
         seed=0,
     )
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_token_auth: None) -> Iterator[None]:
+    """A local Ray instance of 2 CPUs for one test module (Ray Train workers import the project from the repo)."""
+    ray = pytest.importorskip("ray")
+    repo = Path(__file__).resolve().parents[2]
+    python_path = os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": python_path, "TOKENIZERS_PARALLELISM": "false"}},
+    )
+    yield
+    ray.shutdown()

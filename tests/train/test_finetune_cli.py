@@ -38,7 +38,7 @@ def write_config(path: Path, text: str) -> Path:
         ({"lora_dropout": 1.0}, "lora_dropout"),
         ({"lora_target_modules": ()}, "lora_target_modules"),
         ({"warmup_ratio": 1.0}, "warmup_ratio"),
-        ({"device": "cpu", "precision": "bf16"}, "precision"),
+        ({"device": "cpu", "precision": "fp16"}, "precision"),
         ({"lr_schedule": "step"}, "lr_schedule"),
         ({"batch_size": 0}, "batch_size"),
     ],

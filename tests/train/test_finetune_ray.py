@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -12,22 +11,7 @@ from finetune_helpers import load_model, logits, tiny_cfg
 
 from radio.train.result import METRICS_FILE
 
-ray = pytest.importorskip("ray")
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(ray_token_auth):
-    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": python_path, "TOKENIZERS_PARALLELISM": "false"}},
-    )
-    yield
-    ray.shutdown()
+pytest.importorskip("ray")
 
 
 @pytest.mark.slow
