@@ -1,8 +1,8 @@
-"""radio's stage cache: the engine's stage store with radio's defaults.
+"""radio's stage cache: the stage store (package `stagestore`) with radio's defaults.
 
 Every stage output lives in its own folder under one cache root (`$RADIO_CACHE`, default `~/.cache/radio`), named
 by a hash of its config and its inputs' hashes, and is complete only when its `manifest.json` exists (see
-`sweeps.engine.stage_store`, which also locks concurrent builders). radio adds to each manifest the key
+`stagestore`, which also locks concurrent builders). radio adds to each manifest the key
 fingerprint of the stage (never the key) and the versions of the packages that shape its outputs.
 """
 
@@ -14,8 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sweeps.engine.stage_store import MANIFEST, StageOutput, config_hash, find_complete
-from sweeps.engine.stage_store import run_stage as _run_stage
+from stagestore import MANIFEST, StageOutput, config_hash, find_complete
+from stagestore import run_stage as _run_stage
 
 CACHE_ENV_VAR = "RADIO_CACHE"
 _TRACKED_PACKAGES = ("radio", "torch", "transformers", "tokenizers", "datasets", "deepspeed", "peft", "diffusers")

@@ -1,6 +1,7 @@
 """Check a sweep's MLflow record: one parent run, every trial recorded exactly once and marked complete.
 
-    python ops/local/check_mlflow.py --tracking-uri URI --trials N [--save FILE] [--unchanged-since FILE]
+    python ops/local/check_mlflow.py --tracking-uri URI --trials N [--experiment NAME] [--save FILE]
+        [--unchanged-since FILE]
 
 --save writes each trial's run id, end time and metric history length to FILE; --unchanged-since FILE checks
 that a later run (a resume) created no run and logged nothing new into the existing ones (nothing retrained).
@@ -17,14 +18,15 @@ from collections import defaultdict
 SWEEP_TAG, TRIAL_TAG, COMPLETE_TAG, PARENT_TAG = "sweep_id", "trial_id", "trial_complete", "mlflow.parentRunId"
 
 
-def snapshot(tracking_uri: str) -> tuple[dict[str, list], dict[str, list]]:
+def snapshot(tracking_uri: str, experiment: str | None = None) -> tuple[dict[str, list], dict[str, list]]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
     parents: dict[str, list] = defaultdict(list)
     trials: dict[str, list] = defaultdict(list)
-    for experiment in client.search_experiments():
-        for run in client.search_runs([experiment.experiment_id], max_results=5000):
+    experiments = [e for e in client.search_experiments() if experiment is None or e.name == experiment]
+    for exp in experiments:
+        for run in client.search_runs([exp.experiment_id], max_results=5000):
             tags = run.data.tags
             if TRIAL_TAG in tags:
                 steps = sum(len(client.get_metric_history(run.info.run_id, m)) for m in run.data.metrics)
@@ -47,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--trials", type=int, required=True, help="number of trials the sweep has")
+    parser.add_argument("--experiment", default=None, help="only this MLflow experiment (default: all)")
     parser.add_argument("--save", default=None)
     parser.add_argument("--unchanged-since", default=None)
     args = parser.parse_args(argv)
-    parents, trials = snapshot(args.tracking_uri)
+    parents, trials = snapshot(args.tracking_uri, args.experiment)
     errors = []
     if len(parents) != 1 or any(len(runs) != 1 for runs in parents.values()):
         errors.append(f"expected one sweep with one parent run, found {dict(parents)}")

@@ -3,7 +3,8 @@
 # so that `ray symmetric-run`, which ends with `ray stop`, cannot touch any other Ray process of the host); the
 # shipped ops/slurm_sweep.sbatch submitted as is with the smoke preset on CPUs; the MLflow record checked; the
 # same command again, which must resume with nothing retrained; then ops/slurm_sweep_multitenant.sbatch with the
-# same arguments (resumes too); everything stopped by PID and the temp dir removed.
+# same arguments (resumes too); the replication smoke sweep through ops/slurm_sweep.sbatch once; everything
+# stopped by PID and the temp dir removed.
 # Needs: root; Debian packages slurmd slurmctld slurm-client munge (installed with apt-get when missing);
 # util-linux `unshare`; the project installed with the `sweep` and `train` extras, its environment active (the
 # job inherits it). Takes about 4 minutes on 2 cores.
@@ -99,10 +100,10 @@ new_secret "$work/dry-run.key"
 trials="$(smoke_trials --preset smoke --key-file "$work/dry-run.key")"
 mlflow_uri="sqlite:///$RADIO_SHARED/mlflow.db"
 
-run_job() {  # run_job SCRIPT: submit it with the smoke preset, wait, print the wall time
+run_job() {  # run_job SCRIPT [SWEEP.py]: submit it with the smoke preset, wait, print the wall time
   local start=$SECONDS job
-  say "RADIO_SHARED=$RADIO_SHARED ${submit[*]} $1 --preset smoke"
-  job="$(timeout 900 "${submit[@]}" "$1" --preset smoke)" || {
+  say "RADIO_SHARED=$RADIO_SHARED ${submit[*]} $* --preset smoke"
+  job="$(timeout 900 "${submit[@]}" "$@" --preset smoke)" || {
     tail -n 60 "$work"/job-*.log
     die "job of $1 failed"
   }
@@ -122,4 +123,8 @@ check_mlflow --tracking-uri "$mlflow_uri" --trials "$trials" --unchanged-since "
 run_job ops/slurm_sweep_multitenant.sbatch
 check_mlflow --tracking-uri "$mlflow_uri" --trials "$trials" --unchanged-since "$work/first.json"
 check_key_absent "$RADIO_SHARED/radio-secrets/watermark.key" "$work"
+
+# The other audit through the same script: the replication smoke sweep, recorded in the same MLflow store.
+run_job ops/slurm_sweep.sbatch sweeps/replication.py
+check_mlflow --tracking-uri "$mlflow_uri" --experiment replication-smoke --trials 2
 say "passed"

@@ -91,35 +91,37 @@ def run_synth(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------- cluster
 
 
-def _embed_corpus(corpus: Any, indices: np.ndarray, embedder: str, kwargs: dict[str, Any], size: int) -> np.ndarray:
-    from radio.replication.embedders import get_embedder
-
-    if embedder == "column":  # the table's precomputed `embedding` column
-        return corpus.embeddings(indices)
-    return get_embedder(embedder, **kwargs).embed(corpus.load_images(indices, size=size))
-
-
 def run_cluster(args: argparse.Namespace) -> int:
     """Filter by keyword, embed, cluster, rank; print (and with --out save) clusters, top words, thresholds."""
-    from radio.replication.clustering import cluster_embeddings, rank_clusters, top_words
+    from radio.replication.audit import cluster_by_keyword
+    from radio.replication.clustering import top_words
     from radio.replication.corpus import load_corpus
-    from radio.replication.keywords import filter_by_keyword
+    from radio.replication.embedders import get_embedder
     from radio.replication.pull import word_pull
     from radio.replication.thresholds import cluster_thresholds
 
     corpus = load_corpus(args.corpus, check_images=args.embedder != "column")
     max_tokens = None if args.max_tokens <= 0 else args.max_tokens
-    indices = filter_by_keyword(corpus.captions, args.keyword, max_tokens, args.tokenizer)
-    if indices.size == 0:
-        raise CliError(
-            f"keyword {args.keyword!r} matches no caption of {corpus.source}"
-            + (f" within {max_tokens} CLIP tokens" if max_tokens else "")
-        )
     embedder_kwargs = _parse_kwargs(args.embedder_arg, "--embedder-arg")
-    embeddings = _embed_corpus(corpus, indices, args.embedder, embedder_kwargs, args.size)
-    labels = cluster_embeddings(embeddings, args.method, args.threshold)
-    ranked = rank_clusters(labels, drop_largest=args.drop_largest, min_size=args.min_size)[: args.max_clusters]
-    captions = [corpus.captions[i] for i in indices]
+    try:
+        found = cluster_by_keyword(
+            corpus,
+            args.keyword,
+            max_tokens=max_tokens,
+            tokenizer=args.tokenizer,
+            embedder=None if args.embedder == "column" else get_embedder(args.embedder, **embedder_kwargs),
+            embedder_name=args.embedder,
+            image_size=args.size,
+            method=args.method,
+            threshold=args.threshold,
+            drop_largest=args.drop_largest,
+            min_size=args.min_size,
+        )
+    except ValueError as err:
+        raise CliError(str(err)) from err
+    indices, embeddings, labels = found.rows, found.embeddings, found.labels
+    ranked = found.ranked[: args.max_clusters]
+    captions = found.captions
     exclude = [args.keyword] if args.exclude_keyword_words else []
     clusters = []
     arrays: dict[str, np.ndarray] = {}

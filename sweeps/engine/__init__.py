@@ -24,6 +24,7 @@ Example (a sweep script is a declaration plus `main`):
 Importing this package loads neither torch nor any audit's code; Ray, MLflow and pandas load when used.
 """
 
+from stagestore import StageOutput, config_hash, find_complete, run_stage
 from sweeps.engine.callbacks import ResumeSource, SweepCallback, SweepStart
 from sweeps.engine.cli import add_arguments, apply_args, main, options_from_args
 from sweeps.engine.errors import ConfigError, SweepFailedError
@@ -35,7 +36,6 @@ from sweeps.engine.recording import MLflowRecorder
 from sweeps.engine.resources import Resources
 from sweeps.engine.runner import describe, run
 from sweeps.engine.secrets import SecretGuard, SecretLeakError
-from sweeps.engine.stage_store import StageOutput, config_hash, find_complete, run_stage
 from sweeps.engine.stages import Stage, StagePlan, StageSummary
 from sweeps.engine.sweep import RunOptions, Sweep
 from sweeps.engine.tracking import Tracker

@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
+from stagestore import config_hash
 from sweeps.engine.errors import ConfigError
-from sweeps.engine.stage_store import config_hash
 
 _SCALARS = (bool, int, float, str, type(None))
 

@@ -1,6 +1,6 @@
 """Shared stages: work built once per distinct value of the params and constants it depends on, before the trials.
 
-A stage instance lives in the stage store (`stage_store.py`) under `<cache root>/<stage>/<hash of config and
+A stage instance lives in the stage store (package `stagestore`) under `<cache root>/<stage>/<hash of config and
 inputs>`; trials and evaluations receive the folders by stage name.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from stagestore import StageOutput, config_hash, find_complete, run_stage
 from sweeps.engine.errors import ConfigError, StageBuildError, first_line
 from sweeps.engine.grid import Trial
 from sweeps.engine.resources import Resources
-from sweeps.engine.stage_store import StageOutput, config_hash, find_complete, run_stage
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stagestore import config_hash
 from sweeps.engine.evaluation import Evaluation
 from sweeps.engine.grid import Grid, Trial
 from sweeps.engine.resources import Resources
-from sweeps.engine.stage_store import config_hash
 from sweeps.engine.stages import Stage
 from sweeps.engine.trial import TrialContext
 

@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SD14_PRESET = ROOT / "sweeps" / "presets" / "replication-sd14.yaml"
+SD14_PRESET = ROOT / "sweeps" / "audits" / "replication" / "presets" / "sd14.yaml"
 SAMPLES, BLOCK = 4, 2  # generations per prompt, seeds per evaluation chunk
 SAMPLER_STEPS = 4
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import sweeps_testlib  # noqa: F401  (import paths)
 
-from sweeps.ablation import _grid, build_sweep
-from sweeps.ablation_config import load_preset
-from sweeps.ablation_steps import Steps, read_pointer
+from sweeps.audits.radioactivity.config import load_preset
+from sweeps.audits.radioactivity.steps import Steps, read_pointer
+from sweeps.audits.radioactivity.sweep import _grid, build_sweep
 from sweeps.engine import ConfigError, StagePlan
 
 

@@ -6,10 +6,10 @@ import math
 
 import pandas as pd
 
-from sweeps.ablation import _grid
-from sweeps.ablation_config import load_preset
-from sweeps.ablation_report import build_report
-from sweeps.ablation_reproduction import PAPER, describe_setup
+from sweeps.audits.radioactivity.config import load_preset
+from sweeps.audits.radioactivity.report import build_report
+from sweeps.audits.radioactivity.reproduction import PAPER, describe_setup
+from sweeps.audits.radioactivity.sweep import _grid
 
 TESTS = {  # name: (setting, supervised, phi_size)
     "open-unsupervised": ("open", False, 0),

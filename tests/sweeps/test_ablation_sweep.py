@@ -175,7 +175,8 @@ def test_key_errors_and_a_dry_run_that_writes_no_key(tmp_path: Path) -> None:
 
 def test_unknown_preset_key_is_rejected(tmp_path: Path) -> None:
     preset = tmp_path / "bad.yaml"
-    preset.write_text((REPO / "sweeps" / "presets" / "smoke.yaml").read_text() + "\nlearning_rate: 1\n")
+    smoke = REPO / "sweeps" / "audits" / "radioactivity" / "presets" / "smoke.yaml"
+    preset.write_text(smoke.read_text() + "\nlearning_rate: 1\n")
     env = {**os.environ, "RADIO_WATERMARK_KEY": SECRET}
     out = subprocess.run(
         [sys.executable, str(REPO / "sweeps" / "ablation.py"), "--preset", str(preset), "--dry-run"],
@@ -190,7 +191,7 @@ def test_unknown_preset_key_is_rejected(tmp_path: Path) -> None:
 
 def test_a_preset_extends_another_section_by_section(tmp_path: Path) -> None:
     from radio.config import ConfigError
-    from sweeps.ablation_config import load_preset
+    from sweeps.audits.radioactivity.config import load_preset
 
     tiny, ablations = load_preset("tiny"), load_preset("ablations")
     assert ablations.name == "radio-ablations"

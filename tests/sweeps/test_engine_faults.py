@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import sweeps_testlib
 
+from stagestore import find_complete, run_stage
 from sweeps.engine import Grid, Resources, Stage, Sweep, main
-from sweeps.engine.stage_store import find_complete, run_stage
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "toy_train_sweep.py"

@@ -44,7 +44,7 @@ def realpath(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_derived_preset_keeps_the_real_settings(realpath):
-    from sweeps.replication_config import load_preset
+    from sweeps.audits.replication.config import load_preset
 
     real = load_preset("sd14")
     derived = load_preset(str(realpath["preset"]))
@@ -58,10 +58,11 @@ def test_derived_preset_keeps_the_real_settings(realpath):
 def test_sd14_steps_in_process(realpath, tmp_path):
     """Analysis on the table, then every task of one trial: generate through the real pipeline class loaded by
     path, score under every rule, detect, and build the report's tables from the rows."""
+    from radio.replication.audit import ANALYSIS_JSON
+    from sweeps.audits.replication.report import build_report
+    from sweeps.audits.replication.steps import Steps
+    from sweeps.audits.replication.sweep import build_sweep, parser
     from sweeps.engine import EvalContext, TrialOutcome
-    from sweeps.replication import build_sweep, parser
-    from sweeps.replication_report import build_report
-    from sweeps.replication_steps import ANALYSIS_JSON, Steps
 
     sweep = build_sweep(parser().parse_args(["--preset", str(realpath["preset"])]))
     steps = sweep.evaluation.load.__self__

@@ -73,7 +73,7 @@ def test_bad_overrides_fail_before_anything_starts(override, words, tmp_path):
 
 
 def test_report_tables_on_a_hand_made_frame():
-    from sweeps.replication_report import mcnemar_table, replication_by_kind
+    from sweeps.audits.replication.report import mcnemar_table, replication_by_kind
 
     rows = []
     for kind, bits in (("keywords", "000000"), ("short-related", "110111")):
@@ -199,7 +199,7 @@ def test_default_controls_and_unrelated_scene_use_words_the_model_saw(tmp_path):
     the default's controls and unrelated scene must be made of training words, none of them the keyword's."""
     from radio.replication.clustering import caption_words
     from radio.replication.synthetic import SyntheticCorpusConfig, build_synthetic_corpus
-    from sweeps.replication_config import load_preset
+    from sweeps.audits.replication.config import load_preset
 
     config = load_preset("tiny")
     corpus = build_synthetic_corpus(tmp_path, SyntheticCorpusConfig(n_planted=20, n_artist_works=40), seed=0)
@@ -219,8 +219,8 @@ def test_stage_hashes_follow_the_resolved_defaults():
     changes nothing, changing a value (or a default in the code) makes a new stage."""
     from dataclasses import replace
 
-    from sweeps.replication import _resolved_corpus, _resolved_model
-    from sweeps.replication_config import load_preset
+    from sweeps.audits.replication.config import load_preset
+    from sweeps.audits.replication.sweep import _resolved_corpus, _resolved_model
 
     base = load_preset("tiny")
     same = replace(base, corpus=replace(base.corpus, synthetic={"n_artist_works": 600}))
@@ -237,7 +237,7 @@ def test_expectations_met_and_separated_on_hand_made_counts():
     (met; its interval still reaches 7%), 20/50 short-related (met, interval reaches below 30%), 10/50 long (not
     met); object 30/100 against a training interval starting at 0.25 (met), control 3/100 (met, interval above
     5%)."""
-    from sweeps.replication_report import HEADLINE_RULE, expectations, replication_by_kind
+    from sweeps.audits.replication.report import HEADLINE_RULE, expectations, replication_by_kind
 
     counts = {"keywords": 1, "unrelated-with-keywords": 0, "short-related": 20, "long-related": 10}
     rows = []
@@ -266,7 +266,7 @@ def test_expectations_met_and_separated_on_hand_made_counts():
 
 def test_rate_plot_holds_the_other_axes_at_the_base_point():
     # 200 copies: dedup none replicates 36/40, near 0/40; pooled they would draw 45%, a rate no model has.
-    from sweeps.replication_report import HEADLINE_RULE, _rate_plot
+    from sweeps.audits.replication.report import HEADLINE_RULE, _rate_plot
 
     rows = [
         (25, "none", 0),

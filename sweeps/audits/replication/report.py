@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from radio.replication.artifacts import bits_to_flags
+from radio.replication.audit import ANALYSIS_JSON
+from sweeps.audits.replication.config import AXES, HEADLINE_RULE
 from sweeps.engine.grid import Grid
 from sweeps.engine.outcomes import Report, TrialOutcome
 from sweeps.engine.tables import held_axes, new_figure, rows_at_base
-from sweeps.replication_config import AXES, HEADLINE_RULE
-from sweeps.replication_steps import ANALYSIS_JSON, bits_to_flags
 
 TRIAL_COLUMNS = [*AXES, "seed"]
 CONTROL_MAX = 0.02

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sweeps.ablation_config import AblationConfig
+from sweeps.audits.radioactivity.config import AblationConfig
 
 log = logging.getLogger(__name__)
 POINTER = "stage.json"

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from radio.config import ConfigError, from_dict, load_yaml, require, to_dict
+from radio.config import ConfigError, from_dict, require, to_dict
 from radio.data import GenerateConfig, MixConfig, PrepareConfig
 from radio.detect.spec import DetectionSpec
 from radio.train import FinetuneConfig
 from radio.watermark import WatermarkConfig
 from sweeps.engine.grid import GridSection
+from sweeps.engine.presets import load_sections
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 AXES = ("rho", "lr", "epochs", "size", "k", "scheme", "method", "purify_steps", "paraphrase")
@@ -153,39 +154,10 @@ class AblationConfig:
 
 
 def load_preset(name_or_path: str) -> AblationConfig:
-    """A preset by name (`tiny`, `paper`: files in sweeps/presets/) or by path to a YAML file.
-
-    A preset may start from another one with `extends: NAME` (a name or a path relative to the file): each
-    top-level section it gives replaces the parent's whole section, and the sections it leaves out are the parent's.
-    """
-    path = _preset_path(name_or_path, "--preset")
-    return from_dict(AblationConfig, _preset_sections(path, ()), where=str(path))
-
-
-def _preset_path(name_or_path: str, where: str, relative_to: Path | None = None) -> Path:
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-            raise ConfigError(f"{where} {name_or_path}: unknown preset; known: {known}, or a path to a YAML file")
-    elif relative_to is not None and not path.is_absolute():
-        path = relative_to.parent / path
-    return path
-
-
-def _preset_sections(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
-    """The preset's sections with those of the preset it extends under them (a chain of extends, no cycles)."""
-    data = load_yaml(path)
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    if not isinstance(parent, str) or not parent:
-        raise ConfigError(f"{path}: extends: must be a preset name or a path, got {parent!r}")
-    parent_path = _preset_path(parent, f"{path}: extends:", relative_to=path)
-    if parent_path.resolve() in {p.resolve() for p in (*chain, path)}:
-        raise ConfigError(f"{path}: extends: {parent} leads back to itself")
-    return {**_preset_sections(parent_path, (*chain, path)), **data}
+    """A preset by name (`tiny`, `paper`: files in this audit's presets/) or by path to a YAML file; `extends:`
+    as in `sweeps.engine.presets`."""
+    path, sections = load_sections(name_or_path, PRESET_DIR)
+    return from_dict(AblationConfig, sections, where=str(path))
 
 
 def replace_nested(config: Any, **changes: Any) -> Any:

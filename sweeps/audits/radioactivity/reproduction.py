@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from sweeps.ablation_config import AblationConfig
+    from sweeps.audits.radioactivity.config import AblationConfig
 
 NOT_IN_SWEEP = "not in this sweep"
 UNIFORM_MEAN_LOG10P = -1.0 / math.log(10.0)  # E[log10 U] for U uniform on (0, 1)

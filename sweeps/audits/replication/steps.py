@@ -9,7 +9,6 @@ block); its row holds per-rule replication counts and per-seed flags (bit string
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Mapping
@@ -19,25 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from radio.replication.artifacts import flags_to_bits, image_grid, write_json
+from radio.replication.audit import ANALYSIS_JSON, ARRAYS
+from sweeps.audits.replication.config import ReplicationConfig
 from sweeps.engine import Artifact, EvalContext, TrialOutcome
-from sweeps.replication_config import ReplicationConfig
 
-ANALYSIS_JSON = "analysis.json"
-ARRAYS = "arrays.npz"
 KEPT = "kept.npy"
 SEED_STRIDE = 1_000_000  # generation seeds of replicate s: s * SEED_STRIDE + 0 .. samples - 1
 OBJECT_ROLES = {"control-subject": "subject", "control-scene": "control"}
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Write `payload` as indented JSON (NaN and NumPy values made JSON-safe)."""
-    from radio.stats.results import json_safe
-
-    path.write_text(json.dumps(json_safe(payload), indent=2))
-
-
-def _bits(flags: np.ndarray) -> str:
-    return "".join("1" if f else "0" for f in np.asarray(flags, dtype=bool))
 
 
 def _in_ray() -> bool:
@@ -45,33 +33,6 @@ def _in_ray() -> bool:
     import sys
 
     return "ray" in sys.modules and bool(sys.modules["ray"].is_initialized())
-
-
-def bits_to_flags(text: str) -> np.ndarray:
-    """The boolean array of a row's bit string (`"0110"`)."""
-    return np.frombuffer(str(text).encode(), dtype=np.uint8) == ord("1")
-
-
-def _png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image), mode="RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def image_grid(generated: np.ndarray, nearest: np.ndarray, scale: int = 3, pad: int = 2) -> bytes:
-    """A PNG of two rows: generations on top, each one's nearest training image below (nearest-neighbour
-    upscaled by `scale`, so that 32x32 images are visible)."""
-    n, height, width, _ = generated.shape
-    h, w = height * scale, width * scale
-    canvas = np.full((2 * h + 3 * pad, n * (w + pad) + pad, 3), 255, dtype=np.uint8)
-    for row, images in enumerate((generated, nearest)):
-        for col, image in enumerate(images):
-            big = np.kron(image, np.ones((scale, scale, 1), dtype=np.uint8)) if scale > 1 else image
-            top, left = pad + row * (h + pad), pad + col * (w + pad)
-            canvas[top : top + h, left : left + w] = big[:h, :w]
-    return _png(canvas)
 
 
 @dataclass(frozen=True)
@@ -196,12 +157,12 @@ class Steps:
 
     def build_analysis(self, out_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Any]:
         """Filter, embed, cluster, rank; thresholds under every rule; prompts; word pull; caption similarity;
-        detector agreement; the subject's training object rate (see `replication_analysis.analyse`)."""
-        from sweeps.replication_analysis import analyse
+        detector agreement; the subject's training object rate (see `radio.replication.audit.analyse_corpus`)."""
+        from radio.replication.audit import analyse_corpus
 
         started = time.perf_counter()
-        summary = analyse(self.config, self.corpus_dir(inputs), out_dir, seed=int(config.get("seed", 0)))
-        return {**summary, "seconds": round(time.perf_counter() - started, 1)}
+        found = analyse_corpus(self.config.analysis, self.corpus_dir(inputs), out_dir, seed=int(config.get("seed", 0)))
+        return {**found.summary(), "seconds": round(time.perf_counter() - started, 1)}
 
     # -- evaluation ---------------------------------------------------------------------------------------------
 
@@ -283,11 +244,11 @@ class Steps:
         }
         for i, rule in enumerate(scores.rules):
             row[f"replicated:{rule}"] = int(scores.flags[i].sum())
-            row[f"flags:{rule}"] = _bits(scores.flags[i])
+            row[f"flags:{rule}"] = flags_to_bits(scores.flags[i])
         role = OBJECT_ROLES.get(str(task["kind"]))
         if role is not None:
             found = np.asarray(loaded["detector"].detect(images), dtype=bool)
-            row.update({"object_role": role, "objects": int(found.sum()), "object_flags": _bits(found)})
+            row.update({"object_role": role, "objects": int(found.sum()), "object_flags": flags_to_bits(found)})
         first_block = int(task["seed_start"]) % SEED_STRIDE == 0
         k = min(self.config.generate.grid_images, len(images))
         if first_block and k:
@@ -324,38 +285,3 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
         out[f"object_rate/{role}"] = hits / n if n else float("nan")
     out["generated"] = float(sum(int(r.get("generated", 0)) for r in rows))
     return out
-
-
-def validation_sample(config: ReplicationConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The detector's labelled validation sample: (images, has_object). `synthetic` draws fresh subject and scene
-    images (a seed the training corpus never used); otherwise a table with `image_path` and `has_object`."""
-    cfg = config.analysis
-    if cfg.validation == "synthetic":
-        import tempfile
-
-        from radio.replication.corpus import load_corpus
-        from radio.replication.synthetic import SyntheticCorpusConfig, build_synthetic_corpus
-
-        n_scene = max(1, cfg.validation_size // 4)
-        synthetic = SyntheticCorpusConfig(
-            n_generic=0,
-            n_painter_works=0,
-            n_artist_works=0,
-            n_planted=1,
-            n_confounders=0,
-            n_subject=cfg.validation_size - n_scene,
-            n_scene=n_scene,
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            corpus = load_corpus(build_synthetic_corpus(tmp, synthetic, seed=10_000 + seed))
-            keep = np.flatnonzero(corpus.frame["group"].to_numpy() != "planted")
-            images = corpus.load_images(keep, size=cfg.image_size)
-            labels = corpus.frame["has_object"].to_numpy(dtype=bool)[keep]
-        return images, labels
-    from radio.replication.corpus import load_corpus
-
-    corpus = load_corpus(Path(cfg.validation).expanduser())
-    if "has_object" not in corpus.frame.columns:
-        raise ValueError(f"{corpus.source}: the validation table needs a boolean column 'has_object'")
-    rows = np.arange(min(len(corpus), cfg.validation_size))
-    return corpus.load_images(rows, size=cfg.image_size), corpus.frame["has_object"].to_numpy(dtype=bool)[rows]

@@ -14,7 +14,7 @@ console prints the same values as "mean ± std".
 - `findings`: the paper's claims, one row each, with our number and a verdict (`not in this sweep` when the sweep
   has no rows for it);
 - `reproduction`, `reproduction_setup`: the paper's numbers beside ours and what differs in the set-up
-  (`sweeps/ablation_reproduction.py`);
+  (`reproduction.py`);
 - plots: log10 p against rho and against every varied axis, log10 p against tokens scored for every test.
 """
 
@@ -27,9 +27,9 @@ from typing import Any
 
 import pandas as pd
 
-from sweeps.ablation_config import AXES
-from sweeps.ablation_reproduction import reproduction_table, setup_table
-from sweeps.ablation_steps import BASE_MODEL_EPOCHS
+from sweeps.audits.radioactivity.config import AXES
+from sweeps.audits.radioactivity.reproduction import reproduction_table, setup_table
+from sweeps.audits.radioactivity.steps import BASE_MODEL_EPOCHS
 from sweeps.engine.grid import Grid
 from sweeps.engine.outcomes import Report, TrialOutcome
 from sweeps.engine.tables import line_plot, mean_std_columns, mean_std_table, new_figure, rows_at_base

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from radio.config import ConfigError, from_dict, load_yaml, require, to_dict
+from radio.config import ConfigError, from_dict, require, to_dict
+from radio.replication.audit import AnalysisConfig
 from sweeps.engine.grid import GridSection
+from sweeps.engine.presets import load_sections
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
-PRESET_PREFIX = "replication-"
+LEGACY_PREFIX = "replication-"  # the presets' names when all audits shared one folder
 AXES = ("step", "guidance", "sampler_steps", "duplicates", "dedup")
 TRAINING_AXES = ("step", "duplicates", "dedup")  # fixed (at 0 / 0 / none) for a model trained elsewhere
 DEDUP_MODES = ("none", "exact", "near")  # radio.replication.dedup.DEDUP_MODES, without importing it here
@@ -84,77 +86,6 @@ class ModelConfig:
     def saved_steps(self) -> list[int]:
         """Every step with a checkpoint (the `step` axis takes these values)."""
         return sorted({*self.checkpoint_steps, self.train_steps()}) if self.kind == "tiny" else [0]
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """The data analysis: keyword filter, embedding, clustering, target cluster, thresholds, prompts, word pull,
-    nearest-caption similarity, object detector and its validation, the subject's training object rate.
-
-    `target`: which cluster the prompts aim at: `column:VALUE` (the cluster holding most rows whose metadata
-    column equals VALUE; the synthetic corpus marks its planted copies `group:planted`), `word:WORD` (the cluster
-    whose captions hold WORD most often) or `rank:N`.
-    """
-
-    keyword: str = "varnhagen"
-    prompt_keywords: str | None = "Elise Varnhagen"  # the keyword phrase of the prompts (default: `keyword`)
-    max_tokens: int = 77
-    tokenizer: str | None = None  # a local CLIP tokenizer folder (else the offline approximation)
-    embedder: str = "pixel"
-    embedder_args: dict[str, Any] = field(default_factory=dict)
-    image_size: int = 32  # images are loaded at this size for the embedder
-    cluster_method: str = "auto"
-    cluster_threshold: float = 0.7
-    drop_largest: bool = False
-    min_size: int = 5
-    top_words: int = 10
-    max_clusters: int = 10
-    target: str = "column:group=planted"
-    pull_words: list[str] = field(
-        default_factory=lambda: ["almond blossom", "almond", "blossom", "sunflowers", "orchard", "irises"]
-    )
-    # The unrelated scene and the controls are made of words the tiny model saw in training, on other images (a
-    # generic caption, another painter's work). A word it never saw encodes as <unk>: a prompt of unseen words is
-    # an empty prompt to it, and the empty prompt draws the most duplicated image (the planted artwork): the first
-    # default ("a red bicycle leaning against a brick wall on a rainy city street") replicated in 34% of seeds.
-    # `unseen_words` in analysis.json and in the caption_similarity table lists each prompt's words that no
-    # training caption holds. A real model's prompts (sd14) come from its preset.
-    unrelated: str = "green triangle and blue ring on sand background, stock photo"
-    controls: dict[str, str] = field(
-        default_factory=lambda: {
-            "unrelated": "green triangle and blue ring on sand background, stock photo",
-            "painter": "Fjord in Winter by Marek Solvang, oil on canvas",
-        }
-    )
-    prompts_file: str | None = None  # JSONL / YAML prompts (kind, prompt) replacing the templates
-    subject_keyword: str = "astronaut"
-    subject_prompt: str = "an astronaut in a white spacesuit"
-    scene_prompt: str = "outer space, stars, night sky"
-    detector: str = "flag"
-    detector_args: dict[str, Any] = field(default_factory=dict)
-    object_column: str | None = "has_object"  # ground truth of the training object rate (else the detector)
-    validation: str = "synthetic"  # a labelled sample: `synthetic` (drawn here) or a table with `has_object`
-    validation_size: int = 200
-    train_object_sample: int = 2000  # subject training images run through the detector at most
-    text_embedder: str = "tfidf"
-    text_embedder_args: dict[str, Any] = field(default_factory=dict)
-    reference_max: int = 20000  # training images kept for the nearest-image grids at most
-
-    def __post_init__(self) -> None:
-        require(bool(self.keyword.strip()), "analysis.keyword", "must not be empty")
-        require(-1.0 <= self.cluster_threshold <= 1.0, "analysis.cluster_threshold", "must be a cosine in [-1, 1]")
-        require(self.min_size >= 1, "analysis.min_size", f"must be >= 1, got {self.min_size}")
-        require(self.validation_size >= 1, "analysis.validation_size", "must be >= 1")
-        kind, _, value = self.target.partition(":")
-        require(
-            kind in ("column", "word", "rank") and bool(value), "analysis.target", "column:NAME=VALUE, word:W or rank:N"
-        )
-        if kind == "column":
-            require("=" in value, "analysis.target", f"column targets read column:NAME=VALUE, got {self.target!r}")
-        if kind == "rank":
-            require(value.isdigit() and int(value) >= 1, "analysis.target", f"rank:N needs N >= 1, got {value!r}")
-        for name in self.controls:
-            require(name.replace("-", "").replace("_", "").isalnum(), f"analysis.controls.{name}", "use a-z 0-9 - _")
 
 
 @dataclass(frozen=True)
@@ -245,20 +176,10 @@ class ReplicationConfig:
         return to_dict(self)
 
 
-def preset_path(name_or_path: str) -> Path:
-    """The file of a preset given by name (`tiny`, `smoke`, `dup`, `sd14`: sweeps/presets/replication-<name>.yaml)
-    or by path."""
-    path = Path(name_or_path)
-    if path.suffix:
-        return path
-    for candidate in (PRESET_DIR / f"{PRESET_PREFIX}{name_or_path}.yaml", PRESET_DIR / f"{name_or_path}.yaml"):
-        if candidate.is_file() and candidate.stem.startswith(PRESET_PREFIX):
-            return candidate
-    known = sorted(p.stem.removeprefix(PRESET_PREFIX) for p in PRESET_DIR.glob(f"{PRESET_PREFIX}*.yaml"))
-    raise ConfigError(f"--preset {name_or_path}: unknown preset; known: {known}, or a path to a YAML file")
-
-
 def load_preset(name_or_path: str) -> ReplicationConfig:
-    """A preset by name or path, validated."""
-    path = preset_path(name_or_path)
-    return from_dict(ReplicationConfig, load_yaml(path), where=str(path))
+    """A preset by name (`tiny`, `smoke`, `dup`, `sd14`: files in this audit's presets/; the older names
+    `replication-NAME` still work) or by path, validated; `extends:` as in `sweeps.engine.presets`."""
+    if not Path(name_or_path).suffix:
+        name_or_path = name_or_path.removeprefix(LEGACY_PREFIX)
+    path, sections = load_sections(name_or_path, PRESET_DIR)
+    return from_dict(ReplicationConfig, sections, where=str(path))
