@@ -47,7 +47,8 @@ class DetectionActor:
     The key comes from `key` (tests), or `key_file`, or the RADIO_WATERMARK_KEY environment variable
     (`radio.keys.load_key`); only its fingerprint appears in results. The watermark's vocabulary is the model's
     logits width. `temperature` and `top_p` are B's sampler when a setting asks B for answers (A's sampler, so
-    that B's answers are drawn like A's data).
+    that B's answers are drawn like A's data). `reading_top_m`: how many of B's most likely tokens every reading
+    pass keeps (0: only what each test asks for; `run_all` raises it to what its tests need).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class DetectionActor:
         top_p: float = 0.95,
         model: Any = None,
         tokenizer: Any = None,
+        reading_top_m: int = 0,
     ) -> None:
         from radio.keys import load_key
         from radio.models.loading import load_model, load_tokenizer, model_vocab_size
@@ -80,6 +82,9 @@ class DetectionActor:
         self.amp = amp
         self.batch_size = batch_size
         self.seq_len = seq_len
+        # B's top-m tokens kept by every reading pass (the distribution tests need them): one forward pass then
+        # serves the top-1 and the distribution-based tests alike, whichever runs first.
+        self.reading_top_m = reading_top_m
         start = time.perf_counter()
         self.device = resolve_device(device)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(self.model_dir)
@@ -95,9 +100,12 @@ class DetectionActor:
         self._cache: dict[Hashable, Any] = {}
 
     # -- inputs, cached -------------------------------------------------------------------------------------
-    def cached(self, key: Hashable, build: Callable[[], T]) -> T:
-        """`build()` once per `key` for this actor (settings keep their key-independent work here)."""
-        if key not in self._cache:
+    def cached(self, key: Hashable, build: Callable[[], T], accept: Callable[[T], bool] | None = None) -> T:
+        """`build()` once per `key` for this actor (settings keep their key-independent work here).
+
+        `accept`: a cached value it rejects (e.g. a reading pass that kept too little) is built again and replaced.
+        """
+        if key not in self._cache or (accept is not None and not accept(self._cache[key])):
             self._cache[key] = build()
         return self._cache[key]
 
@@ -184,8 +192,11 @@ class DetectionActor:
         return row
 
     def run_all(self, specs: Iterable[DetectionSpec | Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Run every spec in order (shared work cached); one row per spec."""
-        return [self.run(spec) for spec in specs]
+        """Run every spec in order (shared work cached; one reading pass keeps what all of them need)."""
+        parsed = [spec if isinstance(spec, DetectionSpec) else DetectionSpec.from_dict(spec) for spec in specs]
+        wanted = [getattr(spec.options, "top_m", 0) for spec in parsed]
+        self.reading_top_m = max([self.reading_top_m, *[m for m in wanted if isinstance(m, int)]])
+        return [self.run(spec) for spec in parsed]
 
 
 def standard_specs(data: str | Path, phi_top_n: int | None = None, wrong_keys: int = 1) -> list[DetectionSpec]:

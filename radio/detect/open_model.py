@@ -12,11 +12,17 @@ not depend on the key, so one `ReadingPass` serves the correct key, any number o
 - optionally, the window is in phi;
 and hands them to `score_with_tape`, the shared scoring loop with the global tape (dedup across the whole test).
 Predictions outside the watermark domain are never scored (the tape drops them).
+
+`read_texts(..., top_m=m)` also keeps, from the same logits of the same forward pass, B's m most likely next tokens
+and their probabilities at every position (fp16 probabilities, int16 ids when the logits width fits, else int32:
+4 bytes per entry at V = 32,000, so m = 64 over 1e7 tokens is 2.6 GB), for the distribution-based tests of
+`radio.detect.open_model_dist`. With `top_m=0` (the default) nothing but the argmax is computed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -45,7 +51,9 @@ class ReadingPass:
 
     One row per input token read, in stream order: `windows[i]` = x_{t-k+1..t}, `predictions[i]` = argmax of B's
     logits at t. `has_window`: the window lies inside one text; `fresh_in_sequence`: it was not seen earlier in the
-    same chunk (B's context).
+    same chunk (B's context). `top_probs` / `top_ids` (None unless read with `top_m > 0`): (n, m) B's m most likely
+    next tokens at t and their probabilities under its full softmax (most likely first), from the same logits as the
+    argmax.
     """
 
     k: int
@@ -59,6 +67,23 @@ class ReadingPass:
     forward_s: float
     wall_s: float
     device: str
+    top_probs: torch.Tensor | None = None
+    top_ids: torch.Tensor | None = None
+
+    @property
+    def top_m(self) -> int:
+        """How many of B's most likely tokens per position the pass kept (0: only the argmax)."""
+        return 0 if self.top_ids is None else int(self.top_ids.shape[1])
+
+    def truncated(self, top_m: int) -> ReadingPass:
+        """The same pass keeping only the `top_m` most likely tokens per position (columns are sorted)."""
+        if top_m > self.top_m:
+            raise ValueError(f"top_m: this pass kept {self.top_m} tokens per position, asked for {top_m}")
+        if top_m == self.top_m:
+            return self
+        probs = None if self.top_probs is None or not top_m else self.top_probs[:, :top_m]
+        ids = None if self.top_ids is None or not top_m else self.top_ids[:, :top_m]
+        return dataclasses.replace(self, top_probs=probs, top_ids=ids)
 
     @property
     def n_tokens(self) -> int:
@@ -74,6 +99,7 @@ class ReadingPass:
             "forward_s": round(self.forward_s, 4),
             "read_wall_s": round(self.wall_s, 4),
             "device": self.device,
+            **({"top_m": self.top_m} if self.top_m else {}),
         }
 
 
@@ -141,12 +167,43 @@ def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Mo
     return body, head
 
 
-def _fused_top1(body: torch.nn.Module, head: torch.nn.Module, batch: torch.Tensor, chunk: int) -> torch.Tensor:
-    """argmax of head(body(batch)) computed `chunk` positions at a time: the (batch, seq, vocab) logits never exist."""
+def _top_m_dtype(width: int) -> torch.dtype:
+    """The narrowest signed integer type that holds every logit index (int16 up to 32,767 entries)."""
+    return torch.int16 if width <= 1 << 15 else torch.int32
+
+
+def _reduce_logits(logits: torch.Tensor, top_m: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """argmax of `logits` (..., V), and with `top_m` > 0 the top-m probabilities (fp16) and ids of its softmax.
+
+    The argmax is taken on the logits themselves, as without `top_m`, so the top-1 predictions are the same bits.
+    """
+    top1 = logits.argmax(dim=-1)
+    if not top_m:
+        return top1, None, None
+    values = logits.float()
+    # sorted (most likely first), so that the first m' columns of a top-m pass are its top-m' (m' < m)
+    top_values, top_ids = values.topk(min(top_m, values.shape[-1]), dim=-1, sorted=True)
+    lse = torch.logsumexp(values, dim=-1, keepdim=True)
+    probs = (top_values - lse).exp().to(torch.float16)
+    return top1, probs, top_ids.to(_top_m_dtype(logits.shape[-1]))
+
+
+def _fused_top1(
+    body: torch.nn.Module, head: torch.nn.Module, batch: torch.Tensor, chunk: int, top_m: int = 0
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """argmax of head(body(batch)) computed `chunk` positions at a time: the (batch, seq, vocab) logits never exist.
+
+    With `top_m` > 0 also the top-m probabilities and ids of every position, from the same slices of logits.
+    """
     hidden = body(input_ids=batch, use_cache=False).last_hidden_state
     flat = hidden.reshape(-1, hidden.shape[-1])
-    top1 = torch.cat([head(flat[i : i + chunk]).argmax(dim=-1) for i in range(0, flat.shape[0], chunk)])
-    return top1.reshape(batch.shape)
+    parts = [_reduce_logits(head(flat[i : i + chunk]), top_m) for i in range(0, flat.shape[0], chunk)]
+    top1 = torch.cat([p[0] for p in parts]).reshape(batch.shape)
+    if not top_m:
+        return top1, None, None
+    probs = torch.cat([p[1] for p in parts]).reshape(*batch.shape, -1)  # type: ignore[misc]
+    ids = torch.cat([p[2] for p in parts]).reshape(*batch.shape, -1)  # type: ignore[misc]
+    return top1, probs, ids
 
 
 def top1_predictions(
@@ -165,32 +222,56 @@ def top1_predictions(
     against the plain forward pass (argmax is invariant under the final logit scaling or soft-capping some models
     apply); a disagreement falls back to the plain path.
     """
+    predictions, _, _, forward_s = reading_predictions(model, chunks, batch_size, amp, fused_head)
+    return predictions, forward_s
+
+
+def reading_predictions(
+    model: torch.nn.Module,
+    chunks: torch.Tensor,
+    batch_size: int = 32,
+    amp: str | None = None,
+    fused_head: bool | None = None,
+    top_m: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, float]:
+    """`top1_predictions`, and with `top_m` > 0 B's top-m probabilities and ids from the same logits.
+
+    Returns (top-1 (n_chunks, seq_len) int64, probs (n_chunks, seq_len, m) fp16 or None, ids int16/int32 or None,
+    forward seconds), all on the CPU. The top-m work runs only when asked for, so the argmax test costs the same.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    if top_m < 0:
+        raise ValueError(f"top_m: must be >= 0, got {top_m}")
     device = model_device(model)
     parts = _body_and_head(model) if fused_head is not False else None
     if fused_head and parts is None:
         raise ValueError("fused_head: the model exposes no get_decoder() / get_output_embeddings()")
     vocab = getattr(parts[1], "out_features", None) if parts else None
     chunk = max(1, (1 << 22) // vocab) if isinstance(vocab, int) and vocab > 0 else 1024
-    outputs = []
+    outputs, prob_parts, id_parts = [], [], []
     start = time.perf_counter()
     with torch.inference_mode(), _autocast(device, amp):
         for first in range(0, chunks.shape[0], batch_size):
             batch = chunks[first : first + batch_size].to(device, non_blocking=True)
             if parts is not None:
-                top1 = _fused_top1(*parts, batch, chunk)
+                top1, probs, ids = _fused_top1(*parts, batch, chunk, top_m)
                 if first == 0:  # check two rows against the plain forward pass
                     plain = model(input_ids=batch[:2], use_cache=False).logits.argmax(dim=-1)
                     if (plain != top1[:2]).float().mean().item() > 1e-3:
                         log.warning("fused LM head disagrees with the model's forward pass; using the plain path")
                         parts = None
-                        top1 = model(input_ids=batch, use_cache=False).logits.argmax(dim=-1)
+                        top1, probs, ids = _reduce_logits(model(input_ids=batch, use_cache=False).logits, top_m)
             else:
-                top1 = model(input_ids=batch, use_cache=False).logits.argmax(dim=-1)
+                top1, probs, ids = _reduce_logits(model(input_ids=batch, use_cache=False).logits, top_m)
             outputs.append(top1.to(torch.int32))
+            if top_m:
+                prob_parts.append(probs)
+                id_parts.append(ids)
         predictions = torch.cat(outputs).cpu().to(torch.int64)
-    return predictions, time.perf_counter() - start
+        top_probs = torch.cat(prob_parts).cpu() if top_m else None
+        top_ids = torch.cat(id_parts).cpu() if top_m else None
+    return predictions, top_probs, top_ids, time.perf_counter() - start
 
 
 def read_texts(
@@ -204,20 +285,24 @@ def read_texts(
     pad_id: int = 0,
     amp: str | None = None,
     fused_head: bool | None = None,
+    top_m: int = 0,
 ) -> ReadingPass:
     """Run B over `texts` (token id lists) in reading mode; see the module docstring.
 
     `seq_len` is capped by the model's `max_position_embeddings` when it has one. `separator_id` (e.g. eos) is
     put after each text; windows that touch it or span two texts are not eligible. `fused_head`: see
-    `top1_predictions`.
+    `top1_predictions`. `top_m` > 0 also keeps B's m most likely tokens per position (same forward pass).
     """
     start = time.perf_counter()
     max_positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if isinstance(max_positions, int) and max_positions > 0:
         seq_len = min(seq_len, max_positions)
     chunks, doc, n_real = pack_texts(texts, seq_len, separator_id, pad_id)
-    predictions, forward_s = top1_predictions(model, chunks, batch_size, amp, fused_head)
+    predictions, top_probs, top_ids, forward_s = reading_predictions(model, chunks, batch_size, amp, fused_head, top_m)
     predictions = predictions.reshape(-1)[:n_real]
+    if top_probs is not None and top_ids is not None:
+        top_probs = top_probs.reshape(-1, top_probs.shape[-1])[:n_real]
+        top_ids = top_ids.reshape(-1, top_ids.shape[-1])[:n_real]
 
     flat = chunks.reshape(-1).numpy()
     position = np.arange(n_real) % seq_len
@@ -249,6 +334,8 @@ def read_texts(
         forward_s=forward_s,
         wall_s=time.perf_counter() - start,
         device=str(model_device(model)),
+        top_probs=top_probs,
+        top_ids=top_ids,
     )
 
 

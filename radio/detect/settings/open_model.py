@@ -23,8 +23,14 @@ class OpenOptions:
     )
 
 
-def reading(actor: DetectionActor, data: Path, split: str, max_texts: int | None) -> ReadingPass:
-    """B's reading pass over the answers of one split (key-independent, cached in the actor)."""
+def reading(actor: DetectionActor, data: Path, split: str, max_texts: int | None, top_m: int = 0) -> ReadingPass:
+    """B's reading pass over the answers of one split (key-independent, cached in the actor).
+
+    The pass keeps B's top max(`top_m`, actor.reading_top_m) tokens per position; a cached pass that kept fewer than
+    `top_m` is read again (once). The top-1 predictions are the same whatever it keeps; the result is truncated to
+    `top_m` so that a test's numbers do not depend on what other tests asked for.
+    """
+    keep = max(top_m, getattr(actor, "reading_top_m", 0))
 
     def build() -> ReadingPass:
         records = actor.records(data, split, max_texts)
@@ -37,9 +43,11 @@ def reading(actor: DetectionActor, data: Path, split: str, max_texts: int | None
             separator_id=actor.tokenizer.eos_token_id,
             pad_id=actor.tokenizer.pad_token_id or 0,
             amp=actor.amp,
+            top_m=keep,
         )
 
-    return actor.cached(("reading", str(data), split, max_texts, actor.watermark.k), build)
+    key = ("reading", str(data), split, max_texts, actor.watermark.k)
+    return actor.cached(key, build, accept=lambda cached: cached.top_m >= top_m).truncated(top_m)
 
 
 @register("open", OpenOptions)
