@@ -25,7 +25,7 @@ from sweeps.engine.grid import Trial
 from sweeps.engine.outcomes import Report, SweepResult, results_frame
 from sweeps.engine.ray_session import check_nodes, init_ray
 from sweeps.engine.recording import MLflowRecorder
-from sweeps.engine.resources import trials_that_fit
+from sweeps.engine.resources import Resources, check_fits, local_resources, trials_that_fit
 from sweeps.engine.secrets import SecretGuard
 from sweeps.engine.stages import StagePlan, StageSummary
 from sweeps.engine.sweep import RunOptions, Sweep
@@ -70,8 +70,35 @@ def describe(sweep: Sweep, options: RunOptions | None = None) -> str:
         ev = sweep.evaluation
         chunking = f", chunks of {ev.chunk_size} task(s)" if ev.chunk_size else ""
         lines.append(f"evaluation: {ev.actors} actor(s), each {ev.resources.describe()}{chunking}")
+    if sweep.train is not None and sweep.resources.workers:
+        res = sweep.resources
+        total = ", ".join(f"{v:g} {k}" for k, v in res.totals().items() if v)
+        lines.append(
+            f"a trial holds {total} while it trains: its driver and {res.workers} Ray Train worker(s), the workers "
+            "reserved together as one placement group (all or none)"
+        )
     lines.append(f"storage: {options.storage_path}/{sweep.sweep_id()}")
     return "\n".join(lines)
+
+
+def requests(sweep: Sweep) -> dict[str, Resources]:
+    """Every kind of request the sweep makes of Ray, by a name the error messages use."""
+    needs: dict[str, Resources] = {}
+    if sweep.train is not None:
+        needs["a trial"] = sweep.resources
+    for stage in sweep.stages:
+        needs[f"stage {stage.name}"] = stage.resources
+    if sweep.evaluation is not None:
+        needs["an evaluation actor"] = sweep.evaluation.resources
+    return needs
+
+
+def _check_cluster(sweep: Sweep) -> None:
+    """Stop before anything starts when a request can never be placed on the running cluster (names it)."""
+    import ray
+
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    check_fits(requests(sweep), ray.cluster_resources(), nodes)
 
 
 def _run_name(sweep: Sweep) -> str:
@@ -97,6 +124,9 @@ def run(sweep: Sweep, options: RunOptions | None = None) -> SweepResult:
     options = (options or RunOptions()).resolved()
     if options.dry_run:
         print(describe(sweep, options))
+        if options.ray_address is None:  # a cluster's resources are only known once joined
+            where = "this machine" + (" (--num-cpus/--num-gpus)" if options.num_cpus or options.num_gpus else "")
+            check_fits(requests(sweep), local_resources(options.num_cpus, options.num_gpus), where=where)
         return SweepResult(sweep.sweep_id(), [], results_frame([]), None, None, None, [], [], 0.0)
     trials = sweep.trials()
     sweep_id = sweep.sweep_id()
@@ -180,6 +210,7 @@ def _run(
     try:
         if todo:
             started_ray = init_ray(options, sweep.secret_files)
+            _check_cluster(sweep)
             if options.ray_address or sweep.preflight is not None:
                 folders = [Path(str(options.storage_path)), Path(str(options.cache_root))]
                 n_nodes = check_nodes(folders, sweep.preflight)

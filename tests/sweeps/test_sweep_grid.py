@@ -135,7 +135,7 @@ def test_trials_that_fit_the_cluster_after_the_evaluation_actors():
     three_quarters = Resources(cpu=0.01, workers=1, cpu_per_worker=0.74)
     assert trials_that_fit(one_core, laptop, {"CPU": 0.5})[0] == 1  # 1.5 free / 1.01
     count, why = trials_that_fit(three_quarters, laptop, {"CPU": 0.5})
-    assert count == 2 and why == "1.5 CPU free / 0.75 CPU per trial"
+    assert count == 2 and why == "1.5 CPU free / 0.75 CPU per trial (0.01 + 1 worker x 0.74)"
     gpu_trial = Resources(cpu=1, workers=2, cpu_per_worker=4, gpu_per_worker=1)
     assert trials_that_fit(gpu_trial, {"CPU": 64.0, "GPU": 8.0}, {"CPU": 2.0, "GPU": 1.0})[0] == 3  # 7 GPUs / 2
     assert trials_that_fit(Resources(cpu=4), laptop)[0] == 1  # never 0: a trial too big still gets its turn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -120,7 +121,10 @@ def test_dry_run_lists_trials_stages_resources(tmp_path, capsys):
     assert "data: depends on ['scheme', 'k', 'key_fp']; 4 distinct, 0 cached" in text
     assert "1 Ray Train worker(s) x (1 CPU + 1 GPU)" in text
     assert "evaluation: 2 actor(s)" in text
-    result = run(sweep, options)  # must not start Ray nor touch MLflow
+    assert "its driver and 1 Ray Train worker(s)" in text and "one placement group" in text
+    with pytest.raises(ConfigError, match=r"a trial needs 1 GPU .* but the cluster has 0 GPU"):
+        run(sweep, dataclasses.replace(options, num_gpus=0))  # more than this machine: stops, naming the GPU
+    result = run(sweep, dataclasses.replace(options, num_gpus=1))  # must not start Ray nor touch MLflow
     assert result.outcomes == [] and not (tmp_path / "mlflow.db").exists()
     assert "shared stages" in capsys.readouterr().out
     import ray
