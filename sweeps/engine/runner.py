@@ -86,8 +86,11 @@ def requests(sweep: Sweep) -> dict[str, Resources]:
     needs: dict[str, Resources] = {}
     if sweep.train is not None:
         needs["a trial"] = sweep.resources
-    for stage in sweep.stages:
-        needs[f"stage {stage.name}"] = stage.resources
+    by_resources: dict[Resources, list[str]] = {}
+    for stage in sweep.stages:  # stages that ask alike are named together: one line per shortfall
+        by_resources.setdefault(stage.resources, []).append(stage.name)
+    for res, names in by_resources.items():
+        needs[f"stage {names[0]}" if len(names) == 1 else f"each of the stages {', '.join(names)}"] = res
     if sweep.evaluation is not None:
         needs["an evaluation actor"] = sweep.evaluation.resources
     return needs
