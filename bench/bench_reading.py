@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from radio.detect.actor import resolve_device
 from radio.detect.open_model import _autocast, open_model_test, pack_texts, read_texts
+from radio.device import resolve_device
 from radio.models import build_model
 from radio.watermark import Watermark, WatermarkConfig
 

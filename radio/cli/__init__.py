@@ -27,14 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radio", description=__doc__, allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:  # that area is not built yet
-                continue
-            raise
-        module.register(sub)
+    for name in _COMMAND_MODULES:  # a missing or renamed module fails here, loudly
+        importlib.import_module(name).register(sub)
     # No prefix matching: `--key` must never be taken as an abbreviation of `--key-file`.
     for subparser in sub.choices.values():
         subparser.allow_abbrev = False

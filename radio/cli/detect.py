@@ -110,8 +110,9 @@ def _options(args: argparse.Namespace, setting: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Handler of `radio detect`."""
     from radio.config import ConfigError
-    from radio.detect.actor import DetectionActor, resolve_device
+    from radio.detect.actor import DetectionActor
     from radio.detect.spec import DetectionSpec
+    from radio.device import resolve_device
     from radio.keys import load_key
     from radio.models.loading import ModelPathError, VocabMismatchError, load_model, load_tokenizer, model_vocab_size
     from radio.watermark import WatermarkConfig

@@ -6,14 +6,11 @@
   `clusters.json` and the members' embeddings (`clusters.npz`) for `score`;
 - `score CLUSTERS GENERATED`: score generated images (a folder of images or an .npz with `images`) against a saved
   cluster: replication rate and Clopper–Pearson interval under every rule.
-
-Generation subcommands live in their own modules, listed in `_EXTRA_MODULES`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from dataclasses import asdict
@@ -23,9 +20,6 @@ from typing import Any
 import numpy as np
 
 from radio.cli import CliError
-
-# Modules adding more `radio replication` subcommands, each with `register(subparsers)` (e.g. generation).
-_EXTRA_MODULES = ("radio.cli.replication_generate",)
 
 CLUSTERS_JSON = "clusters.json"
 CLUSTERS_NPZ = "clusters.npz"
@@ -308,12 +302,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score.add_argument("--rank", type=int, default=1, help="cluster rank to score against")
     score.add_argument("--confidence", type=float, default=0.95)
     score.set_defaults(handler=run_score)
-
-    for name in _EXTRA_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:  # not written yet
-                continue
-            raise
-        module.register(sub)

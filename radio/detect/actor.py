@@ -24,21 +24,11 @@ from radio.detect.records import TextRecords, load_records
 from radio.detect.result import RadioactivityResult, derive_key
 from radio.detect.settings import get_setting
 from radio.detect.spec import DetectionSpec
+from radio.device import resolve_device
 from radio.watermark import Watermark, WatermarkConfig
 
 ROLES = ("model", "base-model")
 T = TypeVar("T")
-
-
-def resolve_device(device: str) -> str:
-    """`auto` -> cuda when available, else cpu."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device: {device} requested but no CUDA device is available")
-    return device
 
 
 class DetectionActor:

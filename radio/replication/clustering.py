@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from radio.registry import Registry
+
 # sklearn's average linkage keeps a condensed distance matrix: 20k rows are 1.6 GB of float64.
 AGGLOMERATIVE_MAX = 20_000
 
@@ -28,20 +30,13 @@ STOPWORDS = frozenset(
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
-_METHODS: dict[str, Callable[..., np.ndarray]] = {}
-
-
-def _register(name: str) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
-    def decorate(function: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        _METHODS[name] = function
-        return function
-
-    return decorate
+CLUSTERERS: Registry[Callable[..., np.ndarray]] = Registry("clustering method", field="analysis.cluster_method")
+_register = CLUSTERERS.register
 
 
 def method_names() -> list[str]:
     """Registered clustering methods (plus `auto`)."""
-    return [*sorted(_METHODS), "auto"]
+    return [*CLUSTERERS.names(), "auto"]
 
 
 @_register("agglomerative")
@@ -108,11 +103,10 @@ def cluster_embeddings(
     """Cluster labels (int64, one per row) of L2-normalised embeddings under the named method."""
     if method == "auto":
         method = "agglomerative" if len(embeddings) <= AGGLOMERATIVE_MAX else "graph"
-    if method not in _METHODS:
-        raise ValueError(f"unknown clustering method {method!r}; known: {', '.join(method_names())}")
+    cluster = CLUSTERERS.get(method)
     if not -1.0 <= threshold <= 1.0:
         raise ValueError(f"threshold: a cosine similarity in [-1, 1], got {threshold}")
-    return _METHODS[method](np.asarray(embeddings), threshold=threshold, **kwargs)
+    return cluster(np.asarray(embeddings), threshold=threshold, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from radio.registry import Registry
 from radio.replication.embedders import check_images, projected
 from radio.replication.synthetic import (
     FLAG_CANTON,
@@ -34,29 +35,22 @@ class ObjectDetector(Protocol):
         ...
 
 
-_DETECTORS: dict[str, Callable[..., ObjectDetector]] = {}
+DETECTORS: Registry[Callable[..., ObjectDetector]] = Registry("detector", field="analysis.detector")
 
 
 def register_detector(name: str) -> Callable[[Callable[..., ObjectDetector]], Callable[..., ObjectDetector]]:
     """Class decorator: make a detector available to `get_detector(name, ...)`."""
-
-    def decorate(factory: Callable[..., ObjectDetector]) -> Callable[..., ObjectDetector]:
-        _DETECTORS[name] = factory
-        return factory
-
-    return decorate
+    return DETECTORS.register(name)
 
 
 def detector_names() -> list[str]:
     """Names of the registered detectors."""
-    return sorted(_DETECTORS)
+    return DETECTORS.names()
 
 
 def get_detector(name: str, **kwargs: Any) -> ObjectDetector:
     """The detector registered as `name`, built with `kwargs`."""
-    if name not in _DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; known: {', '.join(detector_names())}")
-    return _DETECTORS[name](**kwargs)
+    return DETECTORS.get(name)(**kwargs)
 
 
 @register_detector("flag")

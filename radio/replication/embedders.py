@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from radio.registry import Registry
+
 FloatMatrix = np.ndarray
 
 
@@ -61,52 +63,38 @@ class TextEmbedder(Protocol):
         ...
 
 
-_IMAGE_EMBEDDERS: dict[str, Callable[..., ImageEmbedder]] = {}
-_TEXT_EMBEDDERS: dict[str, Callable[..., TextEmbedder]] = {}
+IMAGE_EMBEDDERS: Registry[Callable[..., ImageEmbedder]] = Registry("image embedder", field="embedder")
+TEXT_EMBEDDERS: Registry[Callable[..., TextEmbedder]] = Registry("text embedder", field="text_embedder")
 
 
 def register_embedder(name: str) -> Callable[[Callable[..., ImageEmbedder]], Callable[..., ImageEmbedder]]:
     """Class decorator: make an image embedder available to `get_embedder(name, ...)`."""
-
-    def decorate(factory: Callable[..., ImageEmbedder]) -> Callable[..., ImageEmbedder]:
-        _IMAGE_EMBEDDERS[name] = factory
-        return factory
-
-    return decorate
+    return IMAGE_EMBEDDERS.register(name)
 
 
 def register_text_embedder(name: str) -> Callable[[Callable[..., TextEmbedder]], Callable[..., TextEmbedder]]:
     """Class decorator: make a text embedder available to `get_text_embedder(name, ...)`."""
-
-    def decorate(factory: Callable[..., TextEmbedder]) -> Callable[..., TextEmbedder]:
-        _TEXT_EMBEDDERS[name] = factory
-        return factory
-
-    return decorate
+    return TEXT_EMBEDDERS.register(name)
 
 
 def embedder_names() -> list[str]:
     """Names of the registered image embedders."""
-    return sorted(_IMAGE_EMBEDDERS)
+    return IMAGE_EMBEDDERS.names()
 
 
 def text_embedder_names() -> list[str]:
     """Names of the registered text embedders."""
-    return sorted(_TEXT_EMBEDDERS)
+    return TEXT_EMBEDDERS.names()
 
 
 def get_embedder(name: str, **kwargs: Any) -> ImageEmbedder:
     """The image embedder registered as `name`, built with `kwargs`."""
-    if name not in _IMAGE_EMBEDDERS:
-        raise ValueError(f"unknown image embedder {name!r}; known: {', '.join(embedder_names())}")
-    return _IMAGE_EMBEDDERS[name](**kwargs)
+    return IMAGE_EMBEDDERS.get(name)(**kwargs)
 
 
 def get_text_embedder(name: str, **kwargs: Any) -> TextEmbedder:
     """The text embedder registered as `name`, built with `kwargs`."""
-    if name not in _TEXT_EMBEDDERS:
-        raise ValueError(f"unknown text embedder {name!r}; known: {', '.join(text_embedder_names())}")
-    return _TEXT_EMBEDDERS[name](**kwargs)
+    return TEXT_EMBEDDERS.get(name)(**kwargs)
 
 
 def _resize_batch(images: np.ndarray, size: int) -> np.ndarray:

@@ -53,14 +53,10 @@ def deepspeed_config(cfg: FinetuneConfig) -> dict[str, Any] | None:
 
 
 def resolve_device(cfg: FinetuneConfig) -> str:
-    """`cpu` or `cuda`: the config's device, with `auto` meaning cuda when a GPU is visible."""
-    import torch
+    """`cpu` or `cuda`: the config's device, with `auto` meaning cuda when a GPU is visible (`radio.device`)."""
+    from radio.device import resolve_device as resolve
 
-    if cfg.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise FinetuneError("device: cuda requested but no CUDA device is visible")
-    return cfg.device
+    return resolve(cfg.device, error=FinetuneError)
 
 
 def _free_port() -> int:

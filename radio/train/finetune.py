@@ -34,13 +34,10 @@ from radio.train.distributed import (
     resolve_device,
     run_env,
 )
-from radio.train.full import Full
-from radio.train.lora import LoRA
+from radio.train.methods import METHODS
 from radio.train.result import CHECKPOINTS_DIR, METRICS_FILE, RUN_FILE, STAGING_DIR, FinetuneError, FinetuneResult
 
 log = logging.getLogger(__name__)
-
-METHODS: dict[str, type[Full] | type[LoRA]] = {"full": Full, "lora": LoRA}
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ class FinetuneRecipe:
 
     def __init__(self, cfg: FinetuneConfig, paths: FinetunePaths, run: RunOptions, identity: dict[str, Any]) -> None:
         self.cfg, self.paths, self.run, self.identity = cfg, paths, run, identity
-        self.method = METHODS[cfg.method]()
+        self.method = METHODS.get(cfg.method)()
         self.inputs: TrainInputs = load_inputs(cfg, paths.base_model_dir, paths.train_dir)  # every input error first
         self.device = resolve_device(cfg)
         self.ds_config = deepspeed_config(cfg)

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from radio.train.config import FinetuneConfig
+from radio.train.methods import METHODS
 
 
+@METHODS.register("full")
 class Full:
     """The `full` method: no wrapping; the saved model is the trained model."""
 

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from radio.train.config import FinetuneConfig
+from radio.train.methods import METHODS
 from radio.train.result import ADAPTER_DIR, FinetuneError
 
 
+@METHODS.register("lora")
 class LoRA:
     """The `lora` method: `get_peft_model` with the config's rank, alpha, dropout and target modules."""
 

@@ -29,8 +29,8 @@ class WatermarkConfig:
     hashing: str = "radio"
 
     def __post_init__(self) -> None:
-        require(self.scheme in SCHEMES, "scheme", f"unknown scheme {self.scheme!r}; known: {sorted(SCHEMES)}")
-        require(self.hashing in HASHERS, "hashing", f"unknown hashing {self.hashing!r}; known: {sorted(HASHERS)}")
+        SCHEMES.get(self.scheme)  # errors name the field and the known names
+        HASHERS.get(self.hashing)
         require(
             isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 0,
             "k",

@@ -23,6 +23,8 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
+from radio.registry import Registry
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -346,4 +348,6 @@ class ThreeBricksHasher(Hasher):
         return int(gamma * vocab_size) / vocab_size
 
 
-HASHERS: dict[str, type[Hasher]] = {"radio": RadioHasher, "three_bricks": ThreeBricksHasher}
+HASHERS: Registry[type[Hasher]] = Registry("hashing")
+HASHERS.add("radio", RadioHasher)
+HASHERS.add("three_bricks", ThreeBricksHasher)

@@ -12,16 +12,17 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
+from radio.registry import Registry
 from radio.stats.tails import log_binom_sf, log_binom_sf_mid, log_gamma_sf
 from radio.watermark.hashing import Hasher
 from radio.watermark.sampling import nucleus_log_probs
 
-SCHEMES: dict[str, type[Scheme]] = {}
+SCHEMES: Registry[type[Scheme]] = Registry("scheme")
 
 
 def register(cls: type[Scheme]) -> type[Scheme]:
     """Class decorator adding a scheme to the registry under `cls.name`."""
-    SCHEMES[cls.name] = cls
+    SCHEMES.add(cls.name, cls)
     return cls
 
 

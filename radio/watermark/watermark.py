@@ -45,8 +45,8 @@ class Watermark:
         self.top_p = float(top_p)
         self._key = key
         self.fingerprint = key_fingerprint(key if not isinstance(key, str) else key.encode())
-        self.scheme: Scheme = SCHEMES[config.scheme](config.gamma, config.delta)
-        self.hasher: Hasher = HASHERS[config.hashing](key, config.scheme)
+        self.scheme: Scheme = SCHEMES.get(config.scheme)(config.gamma, config.delta)
+        self.hasher: Hasher = HASHERS.get(config.hashing)(key, config.scheme)
         self.threshold = self.hasher.green_threshold(config.gamma, vocab_size)
 
     def with_key(self, key: int | bytes | str) -> Watermark:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +25,16 @@ class EchoOptions:
 
 
 @pytest.fixture
-def echo(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register a toy setting `echo` for one test (the registry is restored afterwards)."""
-    monkeypatch.setattr(registry, "_SETTINGS", dict(registry.all_settings()))
+def echo() -> Iterator[None]:
+    """Register a toy setting `echo` for one test (taken out of the registry afterwards)."""
 
     @registry.register("echo", EchoOptions, keyed=False, needs_data=lambda spec: False)
     def run_echo(actor: Any, spec: DetectionSpec, data: Path | None) -> dict[str, Any]:
         """Echo the options back."""
         return {"setting": "echo", "echo": [spec.name] * spec.options.repeat, "data": data}
+
+    yield
+    registry.SETTINGS.remove("echo")
 
 
 def test_builtin_settings_are_registered() -> None:

@@ -17,20 +17,19 @@ read the registry.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from radio.config import ConfigError
+from radio.registry import Registry
 
 if TYPE_CHECKING:
     from radio.detect.actor import DetectionActor
     from radio.detect.spec import DetectionSpec
 
 RunFn = Callable[["DetectionActor", "DetectionSpec", "Path | None"], dict[str, Any]]
+Unit = Literal["tokens", "samples"]
 
 
 def _always(spec: DetectionSpec) -> bool:
@@ -43,7 +42,9 @@ class Setting:
 
     `keyed`: the test depends on the watermark key (wrong-key controls apply). `supervised`: the supervised /
     unsupervised choice changes the test (the CLI then requires it). `needs_data(spec)`: whether the test reads
-    Alice's mix folder.
+    Alice's mix folder. `unit`: what the test scores, `tokens` (watermark tests: power tables count tokens) or
+    `samples` (MIA). `metrics`: the numeric fields of its row beyond the common ones (p-value, counts) that the
+    sweep's tables keep.
     """
 
     name: str
@@ -53,10 +54,11 @@ class Setting:
     supervised: bool = True
     needs_data: Callable[[DetectionSpec], bool] = _always
     doc: str = ""
+    unit: Unit = "tokens"
+    metrics: tuple[str, ...] = ()
 
 
-_SETTINGS: dict[str, Setting] = {}
-_discovered = False
+SETTINGS: Registry[Setting] = Registry("setting", package=__name__)
 
 
 def register(
@@ -66,41 +68,30 @@ def register(
     keyed: bool = True,
     supervised: bool = True,
     needs_data: Callable[[DetectionSpec], bool] = _always,
+    unit: Unit = "tokens",
+    metrics: tuple[str, ...] = (),
 ) -> Callable[[RunFn], RunFn]:
     """Decorator registering `run` as setting `name` with its frozen `options` dataclass."""
 
     def decorate(run: RunFn) -> RunFn:
-        if name in _SETTINGS and _SETTINGS[name].run is not run:
-            raise ValueError(f"setting {name!r}: registered twice")
         doc = (run.__doc__ or "").strip().splitlines()[0] if run.__doc__ else ""
-        _SETTINGS[name] = Setting(name, options, run, keyed, supervised, needs_data, doc)
+        existing = SETTINGS._entries.get(name)
+        if existing is not None and existing.run is run:
+            return run
+        SETTINGS.add(name, Setting(name, options, run, keyed, supervised, needs_data, doc, unit, tuple(metrics)))
         return run
 
     return decorate
 
 
-def _discover() -> None:
-    """Import every module of this package once, so that their `@register` calls have run."""
-    global _discovered
-    if _discovered:
-        return
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    _discovered = True
-
-
 def all_settings() -> dict[str, Setting]:
     """Every registered setting by name."""
-    _discover()
-    return dict(_SETTINGS)
+    return dict(SETTINGS)
 
 
 def get_setting(name: str) -> Setting:
-    """The setting registered as `name`; ConfigError naming the field `setting` otherwise."""
-    _discover()
-    if name not in _SETTINGS:
-        raise ConfigError(f"setting: must be one of {sorted(_SETTINGS)}, got {name!r}")
-    return _SETTINGS[name]
+    """The setting registered as `name`; ConfigError naming the field `setting` and the known names otherwise."""
+    return SETTINGS.get(name)
 
 
-__all__ = ["Setting", "all_settings", "get_setting", "register"]
+__all__ = ["SETTINGS", "Setting", "Unit", "all_settings", "get_setting", "register"]

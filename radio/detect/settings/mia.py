@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from radio.detect.actor import DetectionActor
     from radio.detect.spec import DetectionSpec
 
+# Splits of Alice's mix that hold no training record of B by construction (radio.data.mix): supervision degree 0.
+NON_MEMBER_SPLITS = ("heldout", "phi")
+
 
 @dataclass(frozen=True)
 class MIAOptions:
@@ -43,7 +46,7 @@ def mia_scores(actor: DetectionActor, data: Path, split: str, max_texts: int | N
     return actor.cached(("mia", str(data), split, max_texts), build)
 
 
-@register("mia", MIAOptions, keyed=False, supervised=False)
+@register("mia", MIAOptions, keyed=False, supervised=False, unit="samples", metrics=("d",))
 def run_mia(actor: DetectionActor, spec: DetectionSpec, data: Path | None) -> dict[str, Any]:
     """MIA: the suspected set (`known`, or spec.split) against fresh non-members (`heldout`), two-sample KS."""
     assert data is not None
@@ -52,6 +55,8 @@ def run_mia(actor: DetectionActor, spec: DetectionSpec, data: Path | None) -> di
     reference = mia_scores(actor, data, "heldout", spec.max_texts)
     records = actor.records(data, suspected_split, spec.max_texts)
     d = None if records.member is None else sum(records.member) / len(records.member)
+    if d is None and suspected_split in NON_MEMBER_SPLITS:
+        d = 0.0  # those splits hold no training record of B by construction of the mix
     results = {score: mia_test(suspected, reference, score, d) for score in ("zlib", "min_k")}
     if spec.options.mia_score not in results:
         results[spec.options.mia_score] = mia_test(suspected, reference, spec.options.mia_score, d)

@@ -17,6 +17,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from radio.registry import Registry
+
 
 class GeneratorError(ValueError):
     """Bad generator input (kind, folder, prompts and seeds, sampling settings); the message names it."""
@@ -41,19 +43,19 @@ class ImageGenerator(Protocol):
 
 # A factory takes the local folder, the device (None: CUDA when available) and kind-specific options.
 GeneratorFactory = Callable[..., ImageGenerator]
-GENERATORS: dict[str, GeneratorFactory] = {}
+# The built-in kinds register themselves when their module is imported, on the first lookup: `base` stays free
+# of diffusers until a generator is asked for.
+GENERATORS: Registry[GeneratorFactory] = Registry(
+    "generator",
+    field="kind",
+    modules=("radio.replication.generators.sd", "radio.replication.generators.tiny"),
+    error=GeneratorError,
+)
 
 
 def register_generator(kind: str) -> Callable[[GeneratorFactory], GeneratorFactory]:
     """Register a factory `(folder, device, **options) -> ImageGenerator` under `kind` (a decorator)."""
-
-    def wrap(factory: GeneratorFactory) -> GeneratorFactory:
-        if kind in GENERATORS:
-            raise GeneratorError(f"generator kind {kind!r} is already registered")
-        GENERATORS[kind] = factory
-        return factory
-
-    return wrap
+    return GENERATORS.register(kind)
 
 
 def load_generator(kind: str, path: str | Path, device: str | None = None, **options: object) -> ImageGenerator:
@@ -62,29 +64,18 @@ def load_generator(kind: str, path: str | Path, device: str | None = None, **opt
     `device` None picks CUDA when available, else CPU. `options` go to the kind's factory (e.g. `dtype` and
     `scheduler` for 'sd'). Nothing is downloaded.
     """
-    # The built-in kinds register themselves on import; importing here keeps `base` free of diffusers.
-    import radio.replication.generators.sd
-    import radio.replication.generators.tiny  # noqa: F401
-
-    if kind not in GENERATORS:
-        raise GeneratorError(f"kind: unknown generator {kind!r}; known: {sorted(GENERATORS)}")
+    factory = GENERATORS.get(kind)
     folder = Path(path)
     if not folder.is_dir():
         raise GeneratorError(f"path: generator folder {folder} not found")
-    return GENERATORS[kind](folder, device, **options)
+    return factory(folder, device, **options)
 
 
 def resolve_device(device: str | None) -> torch.device:
     """`device` as a torch.device; None means CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise GeneratorError(f"device: {err}") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise GeneratorError(f"device: {device!r} requested but CUDA is not available")
-    return resolved
+    from radio.device import resolve_device as resolve
+
+    return torch.device(resolve(device, error=GeneratorError))
 
 
 def check_request(

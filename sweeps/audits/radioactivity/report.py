@@ -21,24 +21,29 @@ console prints the same values as "mean ± std".
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from sweeps.audits.radioactivity.config import AXES
+from sweeps.audits.radioactivity.findings import findings
+from sweeps.audits.radioactivity.frames import (
+    NOT_DETECTED,
+    STRONG,
+    WRONG_KEY,
+    at_base,
+    finite,
+    scoring,
+    test_kinds,
+    tokens_to_reach,
+)
 from sweeps.audits.radioactivity.reproduction import reproduction_table, setup_table
 from sweeps.audits.radioactivity.steps import BASE_MODEL_EPOCHS
 from sweeps.engine.grid import Grid
 from sweeps.engine.outcomes import Report, TrialOutcome
-from sweeps.engine.tables import line_plot, mean_std_columns, mean_std_table, new_figure, rows_at_base
+from sweeps.engine.tables import line_plot, mean_std_columns, mean_std_table, new_figure
 
-WRONG_KEY = "wrong-key"
-NOT_DETECTED = -2.0  # log10 p above this (p > 0.01): the control cells' threshold
-STRONG = -6.0  # the paper's scale of evidence (p < 1e-6)
-TARGET = -5.0  # the paper's headline threshold (p < 1e-5)
-NOT_IN_SWEEP = "not in this sweep"
 CAPTION = "Values are log10 p (mean and std over seeds): -6 reads as p = 1e-6; controls should stay above -2."
 DESCRIPTION = """Radioactivity sweep: was model B trained on text written by our watermarked model A?
 
@@ -78,18 +83,18 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     for row in rows:
         if row.get("test") == "utility":
             for name in ("heldout_perplexity", "answer_perplexity"):
-                if _finite(row.get(name)):
+                if finite(row.get(name)):
                     out[f"utility/{name}"] = float(row[name])
             continue
         name = str(row.get("name") or row.get("test"))
         value = row.get("log10_pvalue")
         if row.get("control") == WRONG_KEY:
-            if _finite(value):
+            if finite(value):
                 wrong.setdefault(name, []).append(float(value))
             continue
-        if _finite(value):
+        if finite(value):
             out[f"log10p/{name}"] = float(value)
-        if _finite(row.get("n_scored")):
+        if finite(row.get("n_scored")):
             out[f"tokens/{name}"] = float(row["n_scored"])
     for name, values in wrong.items():
         out[f"wrong_key/{name}_mean"] = sum(values) / len(values)
@@ -103,24 +108,12 @@ def headline(outcome: TrialOutcome) -> str:
     tests = [f"{k.removeprefix('log10p/')} {v:.1f}" for k, v in outcome.metrics.items() if k.startswith("log10p/")]
     ppl = outcome.metrics.get("utility/heldout_perplexity")
     answers = outcome.metrics.get("utility/answer_perplexity")
-    tail = (f"; ppl {ppl:.0f}" if _finite(ppl) else "") + (
-        f", on A's answers {answers:.0f}" if _finite(answers) else ""
-    )
+    tail = (f"; ppl {ppl:.0f}" if finite(ppl) else "") + (f", on A's answers {answers:.0f}" if finite(answers) else "")
     return "log10 p: " + ", ".join(tests) + tail
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _model(row: Mapping[str, Any]) -> str:
     return "base model" if row["epochs"] == BASE_MODEL_EPOCHS else f"rho={row['rho']:g}"
-
-
-def _at_base(frame: pd.DataFrame, base: Mapping[str, Any], free: str) -> pd.DataFrame:
-    """Rows whose axes equal the base point except `free` (the base-model control kept for the rho table)."""
-    also = {"epochs": [BASE_MODEL_EPOCHS]} if free == "rho" else None
-    return rows_at_base(frame, base, free, axes=AXES, also=also)
 
 
 def _ablation_axes(grid: Grid) -> list[str]:
@@ -144,7 +137,7 @@ def _axis_rows(tests: pd.DataFrame, base: Mapping[str, Any], axis: str, grid: Gr
         if axis in point and point[axis] != base.get(axis):
             anchors.append({k: v for k, v in point.items() if k != axis and v != base.get(k)})
     for moved in anchors:
-        rows = _at_base(tests, {**base, **moved}, axis)
+        rows = at_base(tests, {**base, **moved}, axis)
         if rows[axis].nunique() > 1:
             return rows, moved
     return tests.iloc[0:0], {}
@@ -165,7 +158,7 @@ def _tests(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _tokens_plot(tests: pd.DataFrame, test: str, base: Mapping[str, Any]) -> Any:
     figure, axes = new_figure()
-    for _, row in _at_base(tests[tests["test"] == test], base, "rho").iterrows():
+    for _, row in at_base(tests[tests["test"] == test], base, "rho").iterrows():
         if isinstance(row.get("curve"), str):
             points = json.loads(row["curve"])
             line = axes.plot([p[0] for p in points], [p[1] for p in points], label=f"{row['model']} seed={row['seed']}")
@@ -199,7 +192,7 @@ def build_report(frame: pd.DataFrame, grid: Grid, setup: Mapping[str, str] | Non
     metrics: dict[str, float] = {}
     held: dict[str, str] = {}  # ablation tables drawn away from the base point: the other axes' values there
     if len(tests):
-        rho_rows = _at_base(tests, base, "rho")
+        rho_rows = at_base(tests, base, "rho")
         if len(rho_rows):
             tables["pvalues"] = mean_std_columns(rho_rows, "model", "test", "log10_pvalue", digits=2)
             display["pvalues"] = mean_std_table(rho_rows, "model", "test", "log10_pvalue")
@@ -240,14 +233,12 @@ def build_report(frame: pd.DataFrame, grid: Grid, setup: Mapping[str, str] | Non
     if utility_table is not None:
         tables["utility"] = utility_table
     if len(tests):
-        token_tests = tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")]
-        if "setting" in token_tests.columns:
-            token_tests = token_tests[token_tests["setting"] != "mia"]  # MIA scores samples, not tokens
+        token_tests = scoring(tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")], "tokens")
         tables["power"] = _power(token_tests, base)
         tables["findings"] = findings(tests, base, grid)
         main = tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")]
-        tuned = _at_base(main[main["epochs"] != BASE_MODEL_EPOCHS], base, "rho")
-        kinds = _kind(main[main["setting"] != "mia"]) if "setting" in main.columns else _kind(main)
+        tuned = at_base(main[main["epochs"] != BASE_MODEL_EPOCHS], base, "rho")
+        kinds = test_kinds(scoring(main, "tokens"))
         tables["reproduction"] = reproduction_table(kinds, tuned)
         display["reproduction"] = tables["reproduction"].drop(columns=["paper_tokens", "ours_tokens"])
         if setup is not None:
@@ -301,29 +292,10 @@ def _utility(frame: pd.DataFrame) -> pd.DataFrame | None:
     return table.round(3)
 
 
-def tokens_to_reach(
-    curve: list[list[float]] | None, n_scored: float, log10p: float, target: float = TARGET
-) -> tuple[float | None, bool]:
-    """Tokens scored at which log10 p first reaches `target` on the curve (interpolated between its points), and
-    whether it is extrapolated: beyond the curve, linearly from the final point (log p of a fixed per-token bias
-    grows linearly in the tokens scored). None when the test shows no signal (final log10 p above -1)."""
-    points = [(float(n), float(v)) for n, v in (curve or []) if _finite(n) and _finite(v)]
-    previous = (0.0, 0.0)
-    for n, v in points:
-        if v <= target:
-            n0, v0 = previous
-            fraction = (target - v0) / (v - v0) if v != v0 else 1.0
-            return n0 + fraction * (n - n0), False
-        previous = (n, v)
-    if not _finite(log10p) or not _finite(n_scored) or log10p > -1.0 or n_scored <= 0:
-        return None, True
-    return float(n_scored) * target / float(log10p), True
-
-
 def _power(tests: pd.DataFrame, base: Mapping[str, Any]) -> pd.DataFrame:
     """Per model (at the base recipe) and test: tokens scored, log10 p, tokens needed for p < 1e-5."""
     rows = []
-    for _, row in _at_base(tests, base, "rho").iterrows():
+    for _, row in at_base(tests, base, "rho").iterrows():
         curve = json.loads(row["curve"]) if isinstance(row.get("curve"), str) else None
         n_scored = row.get("n_scored", float("nan"))
         needed, extrapolated = tokens_to_reach(curve, n_scored, row["log10_pvalue"])
@@ -353,177 +325,3 @@ def _power(tests: pd.DataFrame, base: Mapping[str, Any]) -> pd.DataFrame:
         .rename(columns={"tokens_to_1e5": "tokens_to_1e-5"})
         .round(2)
     )
-
-
-# -- findings: the paper's claims, our numbers, verdicts -------------------------------------------------------
-def _kind(tests: pd.DataFrame) -> pd.DataFrame:
-    """One row per test name (no wrong keys, no MIA): its setting, supervision and whether it filters with phi."""
-    main = tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")]
-    kinds = main.drop_duplicates("test")[["test"]].copy()
-    first = main.drop_duplicates("test").set_index("test")
-    kinds["setting"] = [first.loc[t].get("setting") for t in kinds["test"]]
-    kinds["supervised"] = [bool(first.loc[t].get("supervised")) for t in kinds["test"]]
-    phi = main.groupby("test")["phi_size"].max() if "phi_size" in main.columns else pd.Series(dtype=float)
-    kinds["phi"] = [bool(_finite(phi.get(t)) and phi.get(t) > 0) for t in kinds["test"]]
-    return kinds.reset_index(drop=True)
-
-
-def _per_rho(tests: pd.DataFrame, base: Mapping[str, Any], test: str) -> pd.Series:
-    """Mean log10 p of `test` per rho > 0 at the base recipe (fine-tuned models only)."""
-    rows = _at_base(tests, base, "rho")
-    rows = rows[(rows["test"] == test) & (rows["epochs"] != BASE_MODEL_EPOCHS) & (rows["rho"] > 0)]
-    return rows.groupby("rho")["log10_pvalue"].mean().sort_index()
-
-
-def _shortfall(tests: pd.DataFrame, base: Mapping[str, Any], test: str, rho: float, log10p: float) -> str:
-    """Why a test misses p < 1e-5 at `rho`, in tokens: how many it scored and how many it would need."""
-    if log10p <= TARGET:
-        return ""
-    rows = _at_base(tests, base, "rho")
-    rows = rows[(rows["test"] == test) & (rows["rho"] == rho) & (rows["epochs"] != BASE_MODEL_EPOCHS)]
-    if not len(rows) or "n_scored" not in rows.columns:
-        return ""
-    scored = float(rows["n_scored"].mean())
-    needed = []
-    for _, row in rows.iterrows():
-        curve = json.loads(row["curve"]) if isinstance(row.get("curve"), str) else None
-        needed.append(tokens_to_reach(curve, row["n_scored"], row["log10_pvalue"])[0])
-    if any(n is None for n in needed):
-        return f"; no signal in {scored:,.0f} tokens scored"
-    return f"; {scored:,.0f} tokens scored, about {sum(needed) / len(needed):,.0f} needed"
-
-
-def _fmt(values: pd.Series) -> str:
-    return ", ".join(f"rho={rho:g}: {v:.1f}" for rho, v in values.items())
-
-
-def _compare(tests: pd.DataFrame, base: Mapping[str, Any], better: str, worse: str) -> tuple[str, str]:
-    """Our number and verdict for "test `better` is more powerful than test `worse`" over the rho > 0 rows."""
-    a, b = _per_rho(tests, base, better), _per_rho(tests, base, worse)
-    common = a.index.intersection(b.index)
-    if not len(common):
-        return NOT_IN_SWEEP, NOT_IN_SWEEP
-    a, b = a[common], b[common]
-    signal = (a < NOT_DETECTED) | (b < NOT_DETECTED)
-    if not signal.any():
-        return f"{better} {_fmt(a)}; {worse} {_fmt(b)}", "undecided (neither detects)"
-    wins = int((a[signal] < b[signal]).sum())
-    number = f"{better} {_fmt(a)}; {worse} {_fmt(b)}"
-    if wins == int(signal.sum()):
-        return number, "holds"
-    return number, "holds mostly" if wins * 2 > int(signal.sum()) else "does not hold"
-
-
-def _pick(kinds: pd.DataFrame, **want: Any) -> str | None:
-    rows = kinds
-    for name, value in want.items():
-        rows = rows[rows[name] == value]
-    return None if not len(rows) else str(rows["test"].iloc[0])
-
-
-def findings(tests: pd.DataFrame, base: Mapping[str, Any], grid: Grid) -> pd.DataFrame:
-    """The paper's claims (one row each) with our number and a verdict, from the folded test rows."""
-    kinds = _kind(tests[tests["setting"] != "mia"]) if "setting" in tests.columns else _kind(tests)
-    out: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, ours: str, verdict: str) -> None:
-        out.append({"claim": claim, "paper": paper, "ours": ours, "verdict": verdict})
-
-    headline_test = _pick(kinds, setting="open", supervised=False, phi=False) or (
-        str(kinds["test"].iloc[0]) if len(kinds) else None
-    )
-    # 1. detection grows with rho
-    values = _per_rho(tests, base, headline_test) if headline_test else pd.Series(dtype=float)
-    if len(values) >= 2:
-        steps = values.diff().dropna()
-        monotone = bool((steps <= 1.0).all())  # allow one decade of noise between neighbouring rho
-        detected_top = bool(values.iloc[-1] < NOT_DETECTED)
-        verdict = "holds" if monotone and detected_top else ("partly" if detected_top else "does not hold")
-        add("detection grows with rho", "p falls as rho grows (Table 2)", f"{headline_test}: {_fmt(values)}", verdict)
-        at = values[values.index.isin([0.05, 0.1])]
-        if len(at):
-            hit = "; ".join(
-                f"rho={r:g} {'reaches' if v <= TARGET else 'misses'} p<1e-5 "
-                f"({v:.1f}{_shortfall(tests, base, headline_test, r, v)})"
-                for r, v in at.items()
-            )
-            add(
-                "open unsupervised detects small rho",
-                "p < 1e-5 at rho = 5% (open, unsupervised)",
-                f"{headline_test}: {hit}",
-                "holds" if (at <= TARGET).all() else ("partly" if (at <= TARGET).any() else "does not hold"),
-            )
-    else:
-        add("detection grows with rho", "p falls as rho grows (Table 2)", NOT_IN_SWEEP, NOT_IN_SWEEP)
-    # 2. open beats closed (same supervision, both without phi when possible)
-    pair = None
-    for supervised in (True, False):
-        for phi in (False, True):
-            open_t = _pick(kinds, setting="open", supervised=supervised, phi=phi)
-            closed_t = _pick(kinds, setting="closed", supervised=supervised, phi=phi) or _pick(
-                kinds, setting="closed", supervised=supervised
-            )
-            if open_t and closed_t and pair is None:
-                pair = (open_t, closed_t)
-    ours, verdict = _compare(tests, base, *pair) if pair else (NOT_IN_SWEEP, NOT_IN_SWEEP)
-    add("open beats closed", "reading mode is more powerful than B's answers (Fig. 5)", ours, verdict)
-    # 3. supervised beats unsupervised
-    pair = None
-    for setting in ("open", "closed"):
-        sup = _pick(kinds, setting=setting, supervised=True, phi=False)
-        unsup = _pick(kinds, setting=setting, supervised=False, phi=False)
-        if sup and unsup and pair is None:
-            pair = (sup, unsup)
-    ours, verdict = _compare(tests, base, *pair) if pair else (NOT_IN_SWEEP, NOT_IN_SWEEP)
-    add("supervised beats unsupervised", "knowing B's training data gives more power (Table 2)", ours, verdict)
-    # 4. phi adds power
-    pair = None
-    for _, row in kinds[kinds["phi"]].iterrows():
-        plain = _pick(kinds, setting=row["setting"], supervised=row["supervised"], phi=False)
-        if plain and pair is None:
-            pair = (str(row["test"]), plain)
-    ours, verdict = _compare(tests, base, *pair) if pair else (NOT_IN_SWEEP, NOT_IN_SWEEP)
-    add("phi adds power", "filtering on phi raises power (Sec. 5)", ours, verdict)
-    # 5. smaller k is more radioactive
-    if "k" in grid.varied_axes() and headline_test:
-        rows = _at_base(tests[tests["epochs"] != BASE_MODEL_EPOCHS], base, "k")
-        per_k = rows[rows["test"] == headline_test].groupby("k")["log10_pvalue"].mean().sort_index()
-        if len(per_k) >= 2:
-            ours = f"{headline_test} at rho={base['rho']:g}: " + ", ".join(f"k={k}: {v:.1f}" for k, v in per_k.items())
-            verdict = (
-                "holds"
-                if per_k.iloc[0] < per_k.iloc[-1] and per_k.is_monotonic_increasing
-                else ("partly" if per_k.iloc[0] < per_k.iloc[-1] else "does not hold")
-            )
-            add("smaller k is more radioactive", "radioactivity falls as k grows (Fig. 6)", ours, verdict)
-    if not any(r["claim"] == "smaller k is more radioactive" for r in out):
-        add("smaller k is more radioactive", "radioactivity falls as k grows (Fig. 6)", NOT_IN_SWEEP, NOT_IN_SWEEP)
-    # 6. MIA needs supervision
-    mia = tests[tests.get("setting") == "mia"] if "setting" in tests.columns else tests.iloc[0:0]
-    if len(mia) and "d" in mia.columns:
-        tuned = _at_base(mia, base, "rho")
-        tuned = tuned[(tuned["epochs"] != BASE_MODEL_EPOCHS) & (tuned["rho"] > 0)]
-        d1 = tuned[tuned["d"] >= 0.5].groupby("rho")["log10_pvalue"].mean().sort_index()
-        d0 = tuned[tuned["d"] <= 0.01].groupby("rho")["log10_pvalue"].mean().sort_index()
-        if len(d1) and len(d0):
-            ours = f"d=1 {_fmt(d1)}; d=0 {_fmt(d0)}"
-            verdict = (
-                "holds"
-                if d1.min() < NOT_DETECTED and (d0 > NOT_DETECTED).all()
-                else ("does not hold" if (d0 <= NOT_DETECTED).any() else "undecided (d=1 not detected)")
-            )
-            add("MIA needs supervision", "MIA detects at d=1, gives nothing at d=0 (Sec. 6)", ours, verdict)
-    if not any(r["claim"] == "MIA needs supervision" for r in out):
-        add("MIA needs supervision", "MIA detects at d=1, gives nothing at d=0 (Sec. 6)", NOT_IN_SWEEP, NOT_IN_SWEEP)
-    # 7. controls uniform
-    controls = tests[(tests["rho"] == 0) | tests["test"].str.endswith(f"/{WRONG_KEY}")]
-    values = pd.to_numeric(controls["log10_pvalue"], errors="coerce").dropna()
-    if len(values):
-        below = int((values < NOT_DETECTED).sum())
-        ours = f"{below}/{len(values)} control cells below -2 (FPR {below / len(values):.2f}); min {values.min():.1f}"
-        # under H0 each cell is below -2 with probability <= 0.01: more than 1 + 5% of the cells is a failure
-        verdict = "holds" if below <= 1 + 0.05 * len(values) and values.min() > -4 else "does not hold"
-        add("controls uniform", "rho=0, base model and wrong keys: p uniform (FPR 0.01 at 0.01)", ours, verdict)
-    else:
-        add("controls uniform", "rho=0, base model and wrong keys: p uniform", NOT_IN_SWEEP, NOT_IN_SWEEP)
-    return pd.DataFrame(out, columns=["claim", "paper", "ours", "verdict"])

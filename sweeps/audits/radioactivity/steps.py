@@ -20,6 +20,8 @@ from sweeps.audits.radioactivity.config import AblationConfig
 
 log = logging.getLogger(__name__)
 POINTER = "stage.json"
+# The numeric fields every detection row keeps; a setting adds its own (`Setting.metrics`).
+COMMON_METRICS = ("n_seen", "n_eligible", "n_scored", "score_mean", "phi_size", "tokens_per_s", "statistic")
 BASE_MODEL_EPOCHS = 0  # a grid point with epochs = 0 is the base-model control: Bob's base, not fine-tuned
 # What a trial records of Bob's rewrite (as `paraphrase_<name>`): the shares that explain its detection result.
 REWRITE_METRICS = (
@@ -240,6 +242,8 @@ class Steps:
             if self.config.detect.utility_answers and task.get("data"):
                 row["answer_perplexity"] = self._answer_perplexity(actor, Path(task["data"]))
             return row
+        from radio.detect.settings import get_setting
+
         row = actor.run(dict(task))
         control = row.get("control", "none")
         # The base model is a row of its own in the tables; a wrong key is a column beside the test it controls.
@@ -253,11 +257,10 @@ class Steps:
             "log10_pvalue": row.get("log10_pvalue"),
             "pvalue": row.get("pvalue"),
         }
-        for name in ("n_seen", "n_eligible", "n_scored", "score_mean", "phi_size", "tokens_per_s", "statistic", "d"):
+        setting = get_setting(str(row.get("setting", task.get("setting", "open"))))
+        for name in (*COMMON_METRICS, *setting.metrics):  # what the setting declares reaches the tables
             if isinstance(row.get(name), int | float):
                 flat[name] = row[name]
-        if row.get("setting") == "mia" and "d" not in flat and row.get("split") in ("heldout", "phi"):
-            flat["d"] = 0.0  # those splits hold no training record of B by construction of the mix
         for name in ("curve", "curve_band"):  # power curve and its band over resamples, as JSON cells
             if row.get(name):
                 flat[name] = json.dumps(row[name])

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from radio.cache import config_hash
 from radio.keys import KEY_ENV_VAR, check_key, ensure_key_file, key_fingerprint, load_key
+from radio.train.methods import METHODS
+from radio.watermark import SCHEMES
 from sweeps.audits.radioactivity.config import AblationConfig, load_preset
 from sweeps.audits.radioactivity.report import build_report, headline, label, summarize
 from sweeps.audits.radioactivity.reproduction import describe_setup
@@ -54,8 +56,8 @@ def _grid(config: AblationConfig) -> Grid:
         "lr": lambda v: v > 0,
         "epochs": lambda v: v >= 0,
         "k": lambda v: v >= 0,
-        "scheme": lambda v: v in ("kgw", "aaronson"),
-        "method": lambda v: v in ("full", "lora"),
+        "scheme": lambda v: v in SCHEMES,
+        "method": lambda v: v in METHODS,
         "purify_steps": lambda v: v >= 0,
         "paraphrase": lambda v: 0.0 <= v <= 1.0,
     }
