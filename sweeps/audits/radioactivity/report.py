@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -181,93 +182,126 @@ def _tokens_plot(tests: pd.DataFrame, test: str, base: Mapping[str, Any]) -> Any
     return figure
 
 
+CAPTIONS = {
+    "tokens_scored": "Deduplicated tokens scored per test.",
+    "utility": "Held-out perplexity on corpus text (`ppl`) and on A's held-out answers (`answer_ppl`), mean "
+    "over seeds; `ppl_vs_base`: ratio to Bob's base model (the faithful-fine-tune target is at most 1.25).",
+    "power": "Tokens scored, log10 p, and tokens needed for p < 1e-5: read off the log10 p vs tokens curve, "
+    "or (`extrapolated`) linearly from the final point; empty when the test shows no signal.",
+    "findings": "The paper's claims, our numbers (log10 p) and a verdict.",
+    "reproduction": "The paper's numbers (Sander et al., NeurIPS 2024) beside ours, test by test: log10 p at "
+    "the same rho and the deduplicated tokens scored.",
+    "reproduction_setup": "What differs between the paper's set-up and this sweep's.",
+}
+
+
+@dataclass
+class _Sections:
+    """The report's parts as they are built (tables in console order of insertion)."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    display: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)  # ablation tables away from the base point: the other axes
+
+
+def _rho_section(out: _Sections, tests: pd.DataFrame, base: Mapping[str, Any]) -> None:
+    """The p-value table against rho at the base recipe, the tokens scored, and the log10 p vs rho plot."""
+    rho_rows = at_base(tests, base, "rho")
+    if not len(rho_rows):
+        return
+    out.tables["pvalues"] = mean_std_columns(rho_rows, "model", "test", "log10_pvalue", digits=2)
+    out.display["pvalues"] = mean_std_table(rho_rows, "model", "test", "log10_pvalue")
+    if "n_scored" in rho_rows:
+        out.tables["tokens_scored"] = (
+            rho_rows.pivot_table(index="model", columns="test", values="n_scored", aggfunc="mean")
+            .round(0)
+            .reset_index()
+        )
+    tuned = rho_rows[rho_rows["epochs"] != BASE_MODEL_EPOCHS]
+    main = tuned[~tuned["test"].str.endswith(f"/{WRONG_KEY}")]
+    out.figures["log10p_vs_rho"] = line_plot(
+        main, "rho", "log10_pvalue", hue="test", title="log10 p against rho", hlines=(NOT_DETECTED, STRONG)
+    )
+
+
+def _ablation_sections(out: _Sections, tests: pd.DataFrame, base: Mapping[str, Any], grid: Grid) -> None:
+    """One table and plot per ablation axis, and the log10 p vs tokens plot of every test."""
+    for axis in _ablation_axes(grid):
+        rows, moved = _axis_rows(tests[tests["epochs"] != BASE_MODEL_EPOCHS], base, axis, grid)
+        if not len(rows):
+            continue
+        if moved:
+            out.held[f"ablation_{axis}"] = " ".join(f"{k}={v}" for k, v in moved.items())
+        out.tables[f"ablation_{axis}"] = mean_std_columns(rows, axis, "test", "log10_pvalue", digits=2)
+        out.display[f"ablation_{axis}"] = mean_std_table(rows, axis, "test", "log10_pvalue")
+        main = rows[~rows["test"].str.endswith(f"/{WRONG_KEY}")]
+        out.figures[f"log10p_vs_{axis}"] = line_plot(
+            main, axis, "log10_pvalue", hue="test", title=f"log10 p against {axis}", hlines=(NOT_DETECTED,)
+        )
+    if "curve" in tests.columns:
+        names = sorted(t for t in tests["test"].unique() if not t.endswith(f"/{WRONG_KEY}"))
+        for test in names:
+            out.figures[f"log10p_vs_tokens_{test}"] = _tokens_plot(tests, test, base)
+
+
+def _control_metrics(frame: pd.DataFrame) -> dict[str, float]:
+    """Summary metrics of the control cells (rho = 0 and wrong keys): their minimum and FPR at 0.01."""
+    test_rows = frame[frame["test"] != "utility"]
+    is_control = (test_rows["rho"] == 0) | (test_rows.get("control") == WRONG_KEY)
+    values = pd.to_numeric(test_rows.loc[is_control, "log10_pvalue"], errors="coerce").dropna()
+    if not len(values):
+        return {}
+    return {
+        "controls_min_log10p": float(values.min()),
+        "controls_fpr_0.01": float((values < NOT_DETECTED).mean()),
+        "controls_n": float(len(values)),
+    }
+
+
+def _paper_sections(
+    out: _Sections, tests: pd.DataFrame, base: Mapping[str, Any], grid: Grid, setup: Mapping[str, str] | None
+) -> None:
+    """Power in tokens, the findings, and the paper's numbers beside ours (with the set-up differences)."""
+    main = tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")]
+    out.tables["power"] = _power(scoring(main, "tokens"), base)
+    out.tables["findings"] = findings(tests, base, grid)
+    tuned = at_base(main[main["epochs"] != BASE_MODEL_EPOCHS], base, "rho")
+    out.tables["reproduction"] = reproduction_table(test_kinds(scoring(main, "tokens")), tuned)
+    out.display["reproduction"] = out.tables["reproduction"].drop(columns=["paper_tokens", "ours_tokens"])
+    if setup is not None:
+        scored = tuned.groupby("test")["n_scored"].mean().dropna() if "n_scored" in tuned else None
+        out.tables["reproduction_setup"] = setup_table(setup, scored)
+
+
 def build_report(frame: pd.DataFrame, grid: Grid, setup: Mapping[str, str] | None = None) -> Report:
     """The sweep's tables (numeric for MLflow, "mean ± std" on the console), plots, summary and description;
     `setup` describes the sweep's set-up for the `reproduction_setup` table (omitted without it)."""
     base = dict(grid.base)
     tests = _tests(frame)
-    tables: dict[str, pd.DataFrame] = {}
-    display: dict[str, pd.DataFrame] = {}
-    figures: dict[str, Any] = {}
+    out = _Sections()
     metrics: dict[str, float] = {}
-    held: dict[str, str] = {}  # ablation tables drawn away from the base point: the other axes' values there
     if len(tests):
-        rho_rows = at_base(tests, base, "rho")
-        if len(rho_rows):
-            tables["pvalues"] = mean_std_columns(rho_rows, "model", "test", "log10_pvalue", digits=2)
-            display["pvalues"] = mean_std_table(rho_rows, "model", "test", "log10_pvalue")
-            if "n_scored" in rho_rows:
-                tables["tokens_scored"] = (
-                    rho_rows.pivot_table(index="model", columns="test", values="n_scored", aggfunc="mean")
-                    .round(0)
-                    .reset_index()
-                )
-            tuned = rho_rows[rho_rows["epochs"] != BASE_MODEL_EPOCHS]
-            main = tuned[~tuned["test"].str.endswith(f"/{WRONG_KEY}")]
-            figures["log10p_vs_rho"] = line_plot(
-                main, "rho", "log10_pvalue", hue="test", title="log10 p against rho", hlines=(NOT_DETECTED, STRONG)
-            )
-        for axis in _ablation_axes(grid):
-            rows, moved = _axis_rows(tests[tests["epochs"] != BASE_MODEL_EPOCHS], base, axis, grid)
-            if len(rows):
-                if moved:
-                    held[f"ablation_{axis}"] = " ".join(f"{k}={v}" for k, v in moved.items())
-                tables[f"ablation_{axis}"] = mean_std_columns(rows, axis, "test", "log10_pvalue", digits=2)
-                display[f"ablation_{axis}"] = mean_std_table(rows, axis, "test", "log10_pvalue")
-                main = rows[~rows["test"].str.endswith(f"/{WRONG_KEY}")]
-                figures[f"log10p_vs_{axis}"] = line_plot(
-                    main, axis, "log10_pvalue", hue="test", title=f"log10 p against {axis}", hlines=(NOT_DETECTED,)
-                )
-        if "curve" in tests.columns:
-            names = sorted(t for t in tests["test"].unique() if not t.endswith(f"/{WRONG_KEY}"))
-            for test in names:
-                figures[f"log10p_vs_tokens_{test}"] = _tokens_plot(tests, test, base)
-        test_rows = frame[frame["test"] != "utility"]
-        is_control = (test_rows["rho"] == 0) | (test_rows.get("control") == WRONG_KEY)
-        values = pd.to_numeric(test_rows.loc[is_control, "log10_pvalue"], errors="coerce").dropna()
-        if len(values):
-            metrics["controls_min_log10p"] = float(values.min())
-            metrics["controls_fpr_0.01"] = float((values < NOT_DETECTED).mean())
-            metrics["controls_n"] = float(len(values))
+        _rho_section(out, tests, base)
+        _ablation_sections(out, tests, base, grid)
+        metrics = _control_metrics(frame)
     utility_table = _utility(frame)
     if utility_table is not None:
-        tables["utility"] = utility_table
+        out.tables["utility"] = utility_table
     if len(tests):
-        token_tests = scoring(tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")], "tokens")
-        tables["power"] = _power(token_tests, base)
-        tables["findings"] = findings(tests, base, grid)
-        main = tests[~tests["test"].str.endswith(f"/{WRONG_KEY}")]
-        tuned = at_base(main[main["epochs"] != BASE_MODEL_EPOCHS], base, "rho")
-        kinds = test_kinds(scoring(main, "tokens"))
-        tables["reproduction"] = reproduction_table(kinds, tuned)
-        display["reproduction"] = tables["reproduction"].drop(columns=["paper_tokens", "ours_tokens"])
-        if setup is not None:
-            scored = tuned.groupby("test")["n_scored"].mean().dropna() if "n_scored" in tuned else None
-            tables["reproduction_setup"] = setup_table(setup, scored)
-    captions = {name: CAPTION for name in tables if name == "pvalues" or name.startswith("ablation_")}
-    captions.update({name: f"{CAPTION} Other axes at the base point except {at}." for name, at in held.items()})
-    captions.update(
-        {
-            "tokens_scored": "Deduplicated tokens scored per test.",
-            "utility": "Held-out perplexity on corpus text (`ppl`) and on A's held-out answers (`answer_ppl`), mean "
-            "over seeds; `ppl_vs_base`: ratio to Bob's base model (the faithful-fine-tune target is at most 1.25).",
-            "power": "Tokens scored, log10 p, and tokens needed for p < 1e-5: read off the log10 p vs tokens curve, "
-            "or (`extrapolated`) linearly from the final point; empty when the test shows no signal.",
-            "findings": "The paper's claims, our numbers (log10 p) and a verdict.",
-            "reproduction": "The paper's numbers (Sander et al., NeurIPS 2024) beside ours, test by test: log10 p at "
-            "the same rho and the deduplicated tokens scored.",
-            "reproduction_setup": "What differs between the paper's set-up and this sweep's.",
-        }
-    )
+        _paper_sections(out, tests, base, grid, setup)
+    captions = {name: CAPTION for name in out.tables if name == "pvalues" or name.startswith("ablation_")}
+    captions.update({name: f"{CAPTION} Other axes at the base point except {at}." for name, at in out.held.items()})
+    captions.update(CAPTIONS)
     # power and reproduction_setup: in MLflow only
-    console = [name for name in ("pvalues", "utility", "findings", "reproduction") if name in tables]
-    console += [t for t in tables if t.startswith("abl")]
+    console = [name for name in ("pvalues", "utility", "findings", "reproduction") if name in out.tables]
+    console += [t for t in out.tables if t.startswith("abl")]
     return Report(
-        tables=tables,
-        figures=figures,
+        tables=out.tables,
+        figures=out.figures,
         console=console,
-        display=display,
-        captions={k: v for k, v in captions.items() if k in tables},
+        display=out.display,
+        captions={k: v for k, v in captions.items() if k in out.tables},
         metrics=metrics,
         description=DESCRIPTION,
     )
