@@ -39,6 +39,9 @@ def training_arguments(cfg: FinetuneConfig, device: str, ds_config: dict[str, An
         bf16=cfg.precision == "bf16",
         fp16=cfg.precision == "fp16",
         deepspeed=ds_config,
+        # On CPU with DeepSpeed too: accelerate finds a multi-process run on CPU only through `use_cpu` (its
+        # MULTI_CPU state over gloo, world size from RANK/WORLD_SIZE); without it, it sees no accelerator, a
+        # world of one, and DeepSpeed's batch check fails (train_batch_size != micro x accum x world).
         use_cpu=device == "cpu",
         logging_strategy="steps",
         logging_steps=cfg.log_every_steps,

@@ -1,7 +1,7 @@
 """The fine-tuning recipe: B on prompt/answer data with the HF Trainer, optionally via DeepSpeed, full or LoRA.
 
 A thin recipe in the manner of torchtune: `FinetuneRecipe.setup` builds the training arguments (with the DeepSpeed
-config), the model (through the method: `radio.train.full` / `radio.train.lora`) and the output folder (resuming
+config), the model (through the method: `radio.train.methods.full` / `.lora`) and the output folder (resuming
 from its checkpoints); `train` runs the Trainer and saves. The components live beside it: `data` (rows, collator),
 `distributed` (device, DeepSpeed, environment), `callbacks`, `checkpoint` (folder state, resume), `result`.
 
@@ -142,7 +142,8 @@ class FinetuneRecipe:
         model = self.method.wrap(model, self.cfg, base)
         self.trainable, self.total = _count_params(model)
         log.info(
-            "fine-tune %s: %d examples (%d dropped), %d/%d trainable params, device %s (%d torch threads), %s",
+            "fine-tune %s: %d examples (%d dropped), %d/%d trainable params, device %s (%d torch threads), %s, "
+            "world size %d, %s",
             self.cfg.method,
             data.n_examples,
             data.n_dropped,
@@ -151,6 +152,8 @@ class FinetuneRecipe:
             self.device,
             torch.get_num_threads(),
             f"DeepSpeed ZeRO-{self.cfg.zero_stage}" if self.ds_config else "no DeepSpeed",
+            self.args.world_size,
+            self.cfg.precision,
         )
         return model
 
