@@ -97,9 +97,16 @@ def test_zero3_bf16_two_workers_match_one_and_save_a_plain_model(
 def test_two_workers_match_one(
     ray_cluster: None, toy_base: Path, toy_data: Path, tmp_path: Path, stage: int, precision: str
 ) -> None:
-    one = finetune(_cfg(zero_stage=stage, precision=precision), toy_base, toy_data, tmp_path / "one")
+    # bf16 at a gentler rate: at 1e-2 ZeRO-0 bf16 spikes at step 6 in both runs (grad norm 30 against 26, loss
+    # 3.7 -> 4.3 and 4.0), and the spike amplifies the ranks' rounding differences (measured loss gap 0.25 there,
+    # under 0.009 on the five steps before it).
+    lr = 1e-2 if precision == "fp32" else 3e-3
+    one = finetune(_cfg(zero_stage=stage, precision=precision, learning_rate=lr), toy_base, toy_data, tmp_path / "one")
     two = _on_two_workers(
-        _cfg(zero_stage=stage, precision=precision, batch_size=4), toy_base, toy_data, tmp_path / "two"
+        _cfg(zero_stage=stage, precision=precision, learning_rate=lr, batch_size=4),
+        toy_base,
+        toy_data,
+        tmp_path / "two",
     )
     _check_equivalent(one, two, toy_base, precision, f"ZeRO-{stage} {precision}")
 
