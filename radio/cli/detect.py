@@ -107,22 +107,17 @@ def _options(args: argparse.Namespace, setting: str) -> dict[str, Any]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    """Handler of `radio detect`."""
+def _spec(args: argparse.Namespace) -> Any:
+    """The DetectionSpec of the command line (CliError naming the flag when it is invalid)."""
     from radio.config import ConfigError
-    from radio.detect.actor import DetectionActor
     from radio.detect.spec import DetectionSpec
-    from radio.device import resolve_device
-    from radio.keys import load_key
-    from radio.models.loading import ModelPathError, VocabMismatchError, load_model, load_tokenizer, model_vocab_size
-    from radio.watermark import WatermarkConfig
 
     setting = all_settings()[args.setting]
     if setting.supervised and args.supervised is None:
         raise CliError("choose --supervised or --unsupervised")
     supervised = bool(args.supervised) if args.supervised is not None else True
     try:
-        test = DetectionSpec.from_dict(
+        return DetectionSpec.from_dict(
             {
                 "setting": args.setting,
                 "supervised": supervised,
@@ -141,15 +136,13 @@ def run(args: argparse.Namespace) -> int:
         )
     except ConfigError as err:
         raise CliError(str(err)) from err
-    data = args.data.expanduser() if args.data is not None else None
-    if data is None and setting.needs_data(test):
-        raise CliError(f"--data: a mix folder is required for --setting {args.setting} with these options")
-    if data is not None and not data.is_dir():
-        raise CliError(f"--data {data}: folder not found")
-    try:
-        key = load_key(args.key_file)
-    except ValueError as err:
-        raise CliError(str(err)) from err
+
+
+def _load_checkpoint(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(tokenizer, model) of --model on --device, its logits width checked against --vocab-size."""
+    from radio.device import resolve_device
+    from radio.models.loading import ModelPathError, load_model, load_tokenizer, model_vocab_size
+
     if not args.model.expanduser().is_dir():
         raise CliError(f"--model {args.model}: folder not found")
     try:
@@ -161,10 +154,15 @@ def run(args: argparse.Namespace) -> int:
     vocab_size = args.vocab_size if args.vocab_size is not None else width
     if vocab_size != width:
         raise CliError(f"vocab mismatch: --vocab-size {vocab_size} but model {args.model} has {width} logits")
+    return tokenizer, model
+
+
+def _watermark_config(args: argparse.Namespace, data: Path | None, split: str) -> Any:
+    """The watermark config: --scheme and --k, or what the data folder says it was watermarked with."""
+    from radio.watermark import WatermarkConfig
 
     scheme, k = args.scheme, args.k
     if data is not None:
-        split = test.text_split
         data_schemes, data_ks = _data_watermark(data, split)
         if scheme is None and len(data_schemes) == 1:
             scheme = next(iter(data_schemes))
@@ -172,9 +170,29 @@ def run(args: argparse.Namespace) -> int:
             k = next(iter(data_ks))
         if data_ks and k not in data_ks:
             raise CliError(f"--k {k}: the data {data / split} was watermarked with k={sorted(data_ks)}")
-    config = WatermarkConfig(
+    return WatermarkConfig(
         scheme=scheme or "kgw", k=2 if k is None else k, gamma=args.gamma, delta=args.delta, hashing=args.hashing
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of `radio detect`."""
+    from radio.detect.actor import DetectionActor
+    from radio.keys import load_key
+    from radio.models.loading import VocabMismatchError
+
+    test = _spec(args)
+    data = args.data.expanduser() if args.data is not None else None
+    if data is None and all_settings()[args.setting].needs_data(test):
+        raise CliError(f"--data: a mix folder is required for --setting {args.setting} with these options")
+    if data is not None and not data.is_dir():
+        raise CliError(f"--data {data}: folder not found")
+    try:
+        key = load_key(args.key_file)
+    except ValueError as err:
+        raise CliError(str(err)) from err
+    tokenizer, model = _load_checkpoint(args)
+    config = _watermark_config(args, data, test.text_split)
     try:
         actor = DetectionActor(
             args.model,
