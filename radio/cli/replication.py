@@ -85,14 +85,36 @@ def run_synth(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------- cluster
 
 
+def _cluster_entries(found: Any, ranked: list[Any], args: argparse.Namespace) -> tuple[list[dict], dict]:
+    """Each ranked cluster's entry (rank, size, member rows, top words, thresholds) and its members' embeddings."""
+    from radio.replication.clustering import top_words
+    from radio.replication.thresholds import cluster_thresholds
+
+    exclude = [args.keyword] if args.exclude_keyword_words else []
+    clusters = []
+    arrays: dict[str, np.ndarray] = {}
+    for cluster in ranked:
+        thresholds = cluster_thresholds(found.embeddings, cluster.members)
+        words = top_words(found.captions, cluster.members, k=args.top_words, exclude=exclude)
+        clusters.append(
+            {
+                "rank": cluster.rank,
+                "size": cluster.size,
+                "members": [int(found.rows[m]) for m in cluster.members],
+                "top_words": [{"word": w, "doc_freq": f} for w, f in words],
+                "thresholds": {r: {"value": t.value, "definition": t.definition} for r, t in thresholds.items()},
+            }
+        )
+        arrays[f"rank{cluster.rank}"] = found.embeddings[cluster.members]
+    return clusters, arrays
+
+
 def run_cluster(args: argparse.Namespace) -> int:
     """Filter by keyword, embed, cluster, rank; print (and with --out save) clusters, top words, thresholds."""
     from radio.replication.audit import cluster_by_keyword
-    from radio.replication.clustering import top_words
     from radio.replication.corpus import load_corpus
     from radio.replication.embedders import get_embedder
     from radio.replication.pull import word_pull
-    from radio.replication.thresholds import cluster_thresholds
 
     corpus = load_corpus(args.corpus, check_images=args.embedder != "column")
     max_tokens = None if args.max_tokens <= 0 else args.max_tokens
@@ -113,27 +135,10 @@ def run_cluster(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         raise CliError(str(err)) from err
-    indices, embeddings, labels = found.rows, found.embeddings, found.labels
+    indices, labels = found.rows, found.labels
     ranked = found.ranked[: args.max_clusters]
     captions = found.captions
-    exclude = [args.keyword] if args.exclude_keyword_words else []
-    clusters = []
-    arrays: dict[str, np.ndarray] = {}
-    for cluster in ranked:
-        thresholds = cluster_thresholds(embeddings, cluster.members)
-        clusters.append(
-            {
-                "rank": cluster.rank,
-                "size": cluster.size,
-                "members": [int(indices[m]) for m in cluster.members],
-                "top_words": [
-                    {"word": w, "doc_freq": f}
-                    for w, f in top_words(captions, cluster.members, k=args.top_words, exclude=exclude)
-                ],
-                "thresholds": {r: {"value": t.value, "definition": t.definition} for r, t in thresholds.items()},
-            }
-        )
-        arrays[f"rank{cluster.rank}"] = embeddings[cluster.members]
+    clusters, arrays = _cluster_entries(found, ranked, args)
     pull = []
     if ranked:
         in_top = np.zeros(len(indices), dtype=bool)
