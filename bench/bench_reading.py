@@ -5,7 +5,13 @@ A Llama-style model is built from a preset (random weights: speed does not depen
 --vocab entries; the text is random token ids. Both paths run --repeats times after one warm-up; the best time of
 each is reported. On GPU both run under the same bf16/fp16 autocast.
 
+The distribution-based test (`open-dist`) is timed beside the argmax test in the same run: the argmax suite (read
+with top-1 only, the test under the key and --wrong-keys wrong keys) against the same suite plus the distribution
+test under every key (read once with --top-m, aggregation per window once, then hashing and a bound per key).
+Goal: at most 1.2x.
+
     python bench/bench_reading.py [--preset tiny-1m] [--vocab 32000] [--tokens 100000] [--device auto]
+                                  [--top-m 64] [--wrong-keys 3]
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import numpy as np
 import torch
 
 from radio.detect.open_model import _autocast, open_model_test, pack_texts, read_texts
+from radio.detect.open_model_dist import open_model_dist_test, window_mass
+from radio.detect.result import derive_key
 from radio.device import resolve_device
 from radio.models import build_model
 from radio.watermark import Watermark, WatermarkConfig
@@ -60,6 +68,42 @@ def reading_test(
     return time.perf_counter() - start, reading.forward_s, result.log10_pvalue, result.n_scored
 
 
+def suite(
+    model: torch.nn.Module,
+    wm: Watermark,
+    texts: list[np.ndarray],
+    seq_len: int,
+    batch_size: int,
+    fused_head: bool | None,
+    wrong_keys: int,
+    top_m: int,
+) -> tuple[float, float]:
+    """Seconds for the argmax test under the key and `wrong_keys` wrong keys; with `top_m` > 0 the distribution test
+    under the same keys as well, from the same reading pass. Also the distribution test's log10 p (nan without)."""
+    device = next(model.parameters()).device
+    keys = [wm, *(wm.with_key(derive_key(b"bench-reading", i)) for i in range(wrong_keys))]
+    _sync(device)
+    start = time.perf_counter()
+    reading = read_texts(
+        model,
+        texts,
+        wm.k,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        separator_id=None,
+        fused_head=fused_head,
+        top_m=top_m,
+    )
+    for key in keys:
+        open_model_test(key, reading)
+    log10_p = float("nan")
+    if top_m:
+        mass = window_mass(wm, reading)
+        log10_p = [open_model_dist_test(key, reading, mass=mass).log10_pvalue for key in keys][0]  # noqa: RUF015
+    _sync(device)
+    return time.perf_counter() - start, log10_p
+
+
 def main() -> None:
     """Time both paths and print tokens/s side by side with the overhead ratio."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,6 +116,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave the default)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--top-m", type=int, default=64, help="tokens per position kept for the distribution test")
+    parser.add_argument("--wrong-keys", type=int, default=3, help="wrong keys in the argmax / distribution suites")
     parser.add_argument(
         "--fused-head", choices=("auto", "on", "off"), default="auto", help="LM head + argmax on slices of positions"
     )
@@ -89,10 +135,14 @@ def main() -> None:
     bare_forward(model, chunks[: args.batch_size], args.batch_size, device)  # warm-up (kernels, allocator)
     fused = {"auto": None, "on": True, "off": False}[args.fused_head]
     reading_test(model, wm, texts[:4], args.seq_len, args.batch_size, fused)
-    bares, runs = [], []
+    bares, runs, argmax_suites, dist_suites = [], [], [], []
+    suite_args = (args.seq_len, args.batch_size, fused, args.wrong_keys)
+    suite(model, wm, texts[:4], *suite_args, args.top_m)
     for _ in range(args.repeats):  # interleaved, so that a busy neighbour slows both paths alike
         bares.append(bare_forward(model, chunks, args.batch_size, device))
         runs.append(reading_test(model, wm, texts, args.seq_len, args.batch_size, fused))
+        argmax_suites.append(suite(model, wm, texts, *suite_args, 0)[0])
+        dist_suites.append(suite(model, wm, texts, *suite_args, args.top_m))
     bare = min(bares)
     full, forward_in_test, log10_p, n_scored = min(runs)
     post = min(r[0] - r[1] for r in runs)
@@ -112,6 +162,19 @@ def main() -> None:
         f"median of paired runs; after the forward pass alone {100 * post / bare:.1f}%  (goal <= +10%)"
     )
     print(f"{'sanity':>28}: {n_scored:,} tokens scored, log10 p = {log10_p:.2f} (random weights: H0 holds)")
+    argmax_best, dist_best = min(argmax_suites), min(r[0] for r in dist_suites)
+    paired = float(np.median([d[0] / a for d, a in zip(dist_suites, argmax_suites, strict=True)]))
+    print(
+        f"{'argmax suite':>28}: {argmax_best:.3f} s (read + open test under the key and {args.wrong_keys} wrong keys)"
+    )
+    print(
+        f"{'argmax + distribution suite':>28}: {dist_best:.3f} s (read with top-{args.top_m} + both tests under "
+        f"every key; distribution log10 p {dist_suites[0][1]:.2f})"
+    )
+    print(
+        f"{'distribution test cost':>28}: {dist_best / argmax_best:.3f}x best vs best, {paired:.3f}x median of "
+        "paired runs  (goal <= 1.2x)"
+    )
 
 
 if __name__ == "__main__":

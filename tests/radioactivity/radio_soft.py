@@ -85,15 +85,39 @@ def watermarked_text(
     gen = torch.Generator().manual_seed(seed)
     tokens = torch.empty((n_texts, length), dtype=torch.int64)
     tokens[:, :k] = torch.randint(0, vocab, (n_texts, k), generator=gen)
+    if k == 1:
+        return _bigram_text(wm, tokens[:, 0].numpy(), length, seed, base)
     for t in range(k, length):
         logits = torch.zeros(n_texts, vocab) if base is None else base[tokens[:, t - 1]]
-        uniforms = wm.vocab_uniforms(tokens[:, t - k : t]).to(torch.float32)
+        uniforms = wm.vocab_uniforms(tokens[:, t - k : t]).float()
         if wm.config.scheme == "kgw":
             probs = torch.softmax(logits + wm.config.delta * (uniforms < wm.threshold), dim=1)
             tokens[:, t] = torch.multinomial(probs, 1, generator=gen)[:, 0]
         else:
             p = torch.softmax(logits, dim=1)
             tokens[:, t] = (torch.log(uniforms.clamp_min(1e-30)) / p).argmax(dim=1)
+    return tokens.tolist()
+
+
+def _bigram_text(
+    wm: Watermark, first: np.ndarray, length: int, seed: int, base: torch.Tensor | None
+) -> list[list[int]]:
+    """k = 1: the watermarked next-token rule of every window in one (V, V) table, then one lookup per step
+    (Gumbel-max sampling for KGW, the deterministic argmax rule for Aaronson)."""
+    vocab = wm.vocab_size
+    uniforms = wm.vocab_uniforms(torch.arange(vocab)[:, None]).numpy()
+    logits = np.zeros((vocab, vocab)) if base is None else base.double().numpy()
+    log_p = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    if wm.config.scheme == "kgw":
+        rule = logits + wm.config.delta * (uniforms < wm.threshold)
+        noise = np.random.default_rng(seed).gumbel(size=(first.size, length, vocab))
+    else:
+        rule = np.log(np.maximum(uniforms, 1e-300)) / np.exp(log_p)
+        noise = np.zeros((first.size, length, 1))
+    tokens = np.empty((first.size, length), dtype=np.int64)
+    tokens[:, 0] = first
+    for t in range(1, length):
+        tokens[:, t] = np.argmax(rule[tokens[:, t - 1]] + noise[:, t], axis=1)
     return tokens.tolist()
 
 
