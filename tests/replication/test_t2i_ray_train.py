@@ -14,6 +14,7 @@ import torch
 from sweeps_testlib import ray_session  # noqa: F401  (a fixture: a local 2-CPU Ray with token auth)
 
 from radio.replication.t2i import TinyT2I, TinyT2IConfig, checkpoint_dir, train_tiny_t2i
+from radio.replication.t2i.progress import LineFile
 from radio.replication.t2i.ray_train import load_training_data, save_training_data, train_tiny_t2i_on_ray
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,7 +64,14 @@ def test_ray_worker_trains_and_resumes_from_its_checkpoint(tmp_path: Path, ray_s
     assert stopped is None and checkpoint_dir(cut, 4).is_dir() and not checkpoint_dir(cut, 6).exists()
     # The local state is lost: only Ray Train's copy of the step-4 state can resume the run.
     shutil.rmtree(cut)
-    resumed = train_tiny_t2i_on_ray(data, cut, CONFIG, 3, STEPS, storage_path=tmp_path / "ray", name="b")
+    lines = tmp_path / "progress.txt"
+    resumed = train_tiny_t2i_on_ray(
+        data, cut, CONFIG, 3, STEPS, storage_path=tmp_path / "ray", name="b", progress=LineFile(str(lines))
+    )
+    # Progress comes back from the worker: one line per logging window trained here (step 6 only), rate and ETA.
+    reported = lines.read_text().splitlines()
+    assert len(reported) == 1 and reported[0].startswith("tiny t2i: step 6/6 loss ")
+    assert reported[0].endswith("steps/s ETA 0s")
     assert resumed is not None and resumed["completed"] and resumed["losses"] == local["losses"]
     assert not checkpoint_dir(cut, 2).exists()  # steps 1-4 were not trained again
     a, b = _unet(tmp_path / "local", 6), _unet(cut, 6)

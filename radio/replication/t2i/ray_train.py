@@ -12,15 +12,19 @@ trial function; on CPU it uses one worker (`num_workers=1, use_gpu=False`).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from radio.replication.t2i.config import TinyT2IConfig
+from radio.replication.t2i.progress import TrainingProgress
 from radio.replication.t2i.train import RESULT_FILE, RESUME_DIR, STATE_FILE, train_tiny_t2i
+
+log = logging.getLogger(__name__)
 
 CAPTIONS_FILE, IMAGES_FILE = "captions.json", "images.npy"
 
@@ -61,9 +65,18 @@ def _restore_from_ray(out_dir: Path) -> None:
             shutil.copytree(folder, out_dir / RESUME_DIR)
 
 
+def resumed_step(out_dir: str | Path) -> int:
+    """The step `out_dir`'s resume state holds (0 when there is none): where a restarted training continues."""
+    import torch
+
+    state = Path(out_dir) / RESUME_DIR / STATE_FILE
+    return int(torch.load(state, map_location="cpu", weights_only=False)["step"]) if state.is_file() else 0
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """The per-worker function. `config`: `t2i` (TinyT2IConfig dict), `data_dir`, `out_dir`, `seed`,
-    `checkpoint_steps`, and optionally `device` and `stop_after_steps` (an interruption on purpose, for tests)."""
+    `checkpoint_steps`, and optionally `device`, `stop_after_steps` (an interruption on purpose, for tests) and
+    `progress` (a picklable callable that receives each progress line, e.g. to the sweep's live view)."""
     import ray.train
 
     cfg = TinyT2IConfig.from_dict(config["t2i"])
@@ -73,9 +86,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if rank == 0:
         _restore_from_ray(out_dir)
     captions, images = load_training_data(config["data_dir"])
+    meter = TrainingProgress(cfg.train_steps, resumed_step(out_dir))
+    sink: Callable[[str], None] | None = config.get("progress")
 
     def progress(step: int, loss: float) -> None:
-        ray.train.report({"step": step, "loss": loss})
+        metrics, line = meter.update(step, loss)
+        if rank == 0:
+            log.info(line)
+            if sink is not None:
+                sink(line)
+        ray.train.report(metrics)
 
     def on_checkpoint(step: int, folder: Path, resume: Path, loss: float) -> None:
         # Ray persists the reported folder before report returns, so the next save may replace `resume`.
@@ -109,6 +129,7 @@ def train_tiny_t2i_on_ray(
     name: str | None = None,
     max_failures: int = 0,
     stop_after_steps: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any] | None:
     """Train in one Ray Train worker (`TorchTrainer`); returns `train_result.json` of `out_dir`, None if stopped early.
 
@@ -116,7 +137,9 @@ def train_tiny_t2i_on_ray(
     for `cpus_per_worker` CPUs (torch uses `config.threads` of them). The same `name` under the same
     `storage_path` is the same Ray Train run: a second call restores its latest reported checkpoint (the worker
     reads it with `ray.train.get_checkpoint()` when `out_dir` lost its resume state), so an interrupted training
-    continues instead of starting over.
+    continues instead of starting over. Every `log_every_steps` steps the worker reports `step`, `loss`,
+    `steps_per_s` and `eta_s` to Ray Train and hands the line (`TrainingProgress`) to `progress`, which must
+    pickle (it travels to the worker in the loop config).
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -129,6 +152,7 @@ def train_tiny_t2i_on_ray(
         "seed": seed,
         "checkpoint_steps": [int(s) for s in checkpoint_steps],
         "stop_after_steps": stop_after_steps,
+        "progress": progress,
         "device": "cuda" if use_gpu else "cpu",
     }
     gpu = {"GPU": 1.0} if use_gpu else {}
