@@ -139,7 +139,11 @@ class FinetuneRecipe:
             raise FinetuneError(
                 f"{self.paths.train_dir}: token id {data.max_token_id} >= the {rows} embedding rows of {base}"
             )
-        model = self.method.wrap(model, self.cfg, base)
+        # The method's new weights (LoRA's A matrices) are drawn from the config's seed, not from whatever the
+        # process's RNG holds: a run is then the same in any process, and every rank starts from the same adapter.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed)
+            model = self.method.wrap(model, self.cfg, base)
         self.trainable, self.total = _count_params(model)
         log.info(
             "fine-tune %s: %d examples (%d dropped), %d/%d trainable params, device %s (%d torch threads), %s, "
