@@ -1,0 +1,146 @@
+"""The memorization detector as an evaluation of the replication audit: scores against the replication labels.
+
+An audit evaluation task (a prompt and a block of seeds) adds `block_fields` to its row: the data-free score of
+each of its seeds (`memorization_values`, the same trajectories the generations followed) and their mean. From
+the results frame, `memorization_scores_table` gives one row per (trial, prompt): kind, score and the measured
+replicated rate under a threshold rule; `memorization_quality` the ROC AUC and TPR at 1% FPR per trial, at two
+levels: prompts (label: replicated rate >= `min_rate`) and generations (label: that seed's image replicated);
+`kind_ranking` says whether the score orders the five kinds as the training-set audit's rates do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from radio.replication.memorization import detection_quality, noise_differences
+from radio.replication.prompts import WORD_KINDS
+
+MEMORIZED_RATE = 0.30  # the audit's "often replicates" bar (the report's related-kind claims)
+
+
+def block_fields(
+    adapter: Any, prompt: str, seeds: Sequence[int], *, steps: int, num_inference_steps: int, guidance_scale: float
+) -> dict[str, Any]:
+    """Row fields of one evaluation task: `memorization` (mean over its seeds) and `memorization_values`."""
+    values = noise_differences(
+        adapter,
+        [prompt] * len(seeds),
+        list(seeds),
+        steps=steps,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+    ).mean(axis=1)
+    return {"memorization": float(values.mean()), "memorization_values": ";".join(f"{v:.6g}" for v in values)}
+
+
+def _values(text: str) -> np.ndarray:
+    return np.array([float(v) for v in str(text).split(";") if v], dtype=np.float64)
+
+
+def _flags(text: str) -> np.ndarray:
+    return np.frombuffer(str(text).encode(), dtype=np.uint8) == ord("1")
+
+
+def memorization_scores_table(frame: pd.DataFrame, axes: Sequence[str], rule: str) -> pd.DataFrame:
+    """One row per (trial axes, prompt): kind, prompt, score (mean over all its seeds), n, replicated rate."""
+    columns = [*axes, "kind", "prompt", "score", "n", "replicated_rate"]
+    if "memorization_values" not in frame.columns:
+        return pd.DataFrame(columns=columns)
+    records = []
+    keys = [*axes, "prompt_index", "kind", "prompt"]
+    for values, part in frame.groupby(keys, sort=True, dropna=False):
+        named = dict(zip(keys, values, strict=True))
+        scores = np.concatenate([_values(v) for v in part["memorization_values"]])
+        n = int(part["generated"].sum())
+        records.append(
+            {
+                **{a: named[a] for a in axes},
+                "kind": named["kind"],
+                "prompt": named["prompt"],
+                "score": float(scores.mean()) if scores.size else float("nan"),
+                "n": n,
+                "replicated_rate": int(part[f"replicated:{rule}"].sum()) / n if n else float("nan"),
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def memorization_quality(
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    axes: Sequence[str],
+    rule: str,
+    min_rate: float = MEMORIZED_RATE,
+    max_fpr: float = 0.01,
+) -> pd.DataFrame:
+    """Per trial and level (`prompt`, `generation`): ROC AUC, TPR at `max_fpr`, positives and negatives."""
+    records = []
+    if not len(table):
+        return pd.DataFrame(columns=[*axes, "level", "auc", "tpr", "max_fpr", "threshold", "n_pos", "n_neg"])
+    groups = table.groupby(list(axes), sort=True, dropna=False) if axes else [((), table)]
+    for values, part in groups:
+        named = dict(zip(axes, values if isinstance(values, tuple) else (values,), strict=True))
+        levels = {"prompt": (part["score"].to_numpy(), part["replicated_rate"].to_numpy() >= min_rate)}
+        rows = frame
+        for axis, value in named.items():
+            rows = rows[rows[axis] == value]
+        scores = np.concatenate([_values(v) for v in rows["memorization_values"]])
+        flags = np.concatenate([_flags(v) for v in rows[f"flags:{rule}"]])
+        if scores.size == flags.size:
+            levels["generation"] = (scores, flags)
+        for level, (s, y) in levels.items():
+            q = detection_quality(s, y, max_fpr=max_fpr)
+            records.append(
+                {
+                    **named,
+                    "level": level,
+                    "auc": q.auc,
+                    "tpr": q.tpr,
+                    "max_fpr": max_fpr,
+                    "threshold": q.threshold,
+                    "n_pos": q.n_pos,
+                    "n_neg": q.n_neg,
+                }
+            )
+    return pd.DataFrame.from_records(records)
+
+
+def kind_ranking(table: pd.DataFrame, axes: Sequence[str]) -> list[str]:
+    """Per trial, one findings line: the five kinds ordered by score and by replicated rate, and whether the two
+    orders agree on which kinds replicate (Spearman correlation of the two, ties averaged)."""
+    from scipy.stats import spearmanr
+
+    lines = []
+    five = table[table["kind"].isin(list(WORD_KINDS))] if len(table) else table
+    groups = five.groupby(list(axes), sort=True, dropna=False) if axes and len(five) else [((), five)]
+    for values, part in groups:
+        if len(part) < 2:
+            continue
+        by_score = part.sort_values("score", ascending=False)["kind"].tolist()
+        by_rate = part.sort_values("replicated_rate", ascending=False)["kind"].tolist()
+        rho = float(spearmanr(part["score"], part["replicated_rate"]).statistic)
+        label = " ".join(
+            f"{a}={v}" for a, v in zip(axes, values if isinstance(values, tuple) else (values,), strict=True)
+        )
+        verdict = "ranks the five kinds as the training-set audit does" if rho >= 0.8 else "does not rank them alike"
+        lines.append(
+            f"{label}: the data-free score {verdict} (Spearman {rho:.2f}); by score: {', '.join(by_score)}; "
+            f"by replicated rate: {', '.join(by_rate)}"
+        )
+    return lines
+
+
+def roc_points(frame: pd.DataFrame, rule: str) -> Mapping[str, tuple[np.ndarray, np.ndarray]]:
+    """The generation-level ROC curve (fpr, tpr) of the whole frame, for the plot."""
+    from radio.replication.memorization import roc_curve
+
+    if "memorization_values" not in frame.columns:
+        return {}
+    scores = np.concatenate([_values(v) for v in frame["memorization_values"]])
+    flags = np.concatenate([_flags(v) for v in frame[f"flags:{rule}"]])
+    fpr, tpr, _ = roc_curve(scores, flags)
+    return {"generation": (fpr, tpr)}
