@@ -17,6 +17,7 @@ TESTS = {  # name: (setting, supervised, phi_size)
     "closed-supervised": ("closed", True, 0),
     "mia": ("mia", True, None),
     "mia-d0": ("mia", False, None),
+    "open-unsupervised-dist": ("open-dist", False, 0),
 }
 
 
@@ -65,7 +66,8 @@ def test_the_powerful_test_wins_each_comparison_claim() -> None:
     assert table.loc["detection grows with rho", "verdict"] == "holds"
     assert table.loc["open unsupervised detects small rho", "verdict"] == "does not hold"  # -3 at rho = 0.1
     assert table.loc["smaller k is more radioactive", "verdict"] == "not in this sweep"
-    assert list(table.index) == [c.name for c in CLAIMS]
+    assert list(table.index) == [c.name for c in CLAIMS if not c.optional or c.name in table.index]
+    assert "distribution-based reading beats top-1 reading" not in table.index  # no such test in this sweep
 
 
 def test_the_comparison_claims_fail_when_the_weaker_test_wins() -> None:
@@ -105,3 +107,15 @@ def test_controls_claim_counts_cells_below_minus_two() -> None:
     assert _table(rows).loc["controls uniform", "verdict"] == "holds"
     bad = _rows({"open-unsupervised": {0.0: -5.0, 1.0: -30.0}, "open-supervised": {0.0: -3.0, 1.0: -40.0}})
     assert _table(bad).loc["controls uniform", "verdict"] == "does not hold"
+
+
+def test_distribution_claim_sets_the_soft_test_beside_the_top1_test_of_the_same_kind() -> None:
+    better = _rows({"open-unsupervised": _line((-3, -10, -30)), "open-unsupervised-dist": _line((-6, -14, -45))})
+    row = _table(better).loc["distribution-based reading beats top-1 reading"]
+    assert row["verdict"] == "holds"
+    assert (
+        row["ours"].startswith("open-unsupervised-dist rho=0.1: -6.0")
+        and "open-unsupervised rho=0.1: -3.0" in row["ours"]
+    )
+    worse = _rows({"open-unsupervised": _line((-3, -10, -30)), "open-unsupervised-dist": _line((-2.8, -9, -25))})
+    assert _table(worse).loc["distribution-based reading beats top-1 reading", "verdict"] == "does not hold"

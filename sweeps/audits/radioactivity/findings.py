@@ -172,6 +172,15 @@ def _phi(ev: Evidence) -> Verdict | None:
     return None
 
 
+def _distribution(ev: Evidence) -> Verdict | None:
+    """The distribution-based reading test against the paper's top-1 reading test, same supervision and phi."""
+    for _, row in ev.kinds[ev.kinds["setting"] == "open-dist"].iterrows():
+        top1 = _pick(ev.kinds, setting="open", supervised=row["supervised"], phi=row["phi"])
+        if top1:
+            return _pair_verdict(ev, (str(row["test"]), top1))
+    return None
+
+
 def _window(ev: Evidence) -> Verdict | None:
     if "k" not in ev.grid.varied_axes() or not ev.headline_test:
         return None
@@ -227,6 +236,12 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("open beats closed", "reading mode is more powerful than B's answers (Fig. 5)", _open_vs_closed),
     Claim("supervised beats unsupervised", "knowing B's training data gives more power (Table 2)", _supervision),
     Claim("phi adds power", "filtering on phi raises power (Sec. 5)", _phi),
+    Claim(
+        "distribution-based reading beats top-1 reading",
+        "(not in the paper: radio's open-dist test against the paper's top-1 reading test)",
+        _distribution,
+        optional=True,
+    ),
     Claim("smaller k is more radioactive", "radioactivity falls as k grows (Fig. 6)", _window),
     Claim("MIA needs supervision", "MIA detects at d=1, gives nothing at d=0 (Sec. 6)", _mia_supervision),
     Claim("controls uniform", "rho=0, base model and wrong keys: p uniform (FPR 0.01 at 0.01)", _controls),

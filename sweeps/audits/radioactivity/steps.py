@@ -200,7 +200,11 @@ class Steps:
 
         if checkpoint is None:
             raise ValueError("the trial returned no checkpoint")
+        from radio.detect.spec import DetectionSpec
+
         detect = self.config.detect
+        # One reading pass serves the top-1 and the distribution tests: it keeps the most any test asks for.
+        top_m = [getattr(DetectionSpec.from_dict(t).options, "top_m", 0) for t in detect.tests]
         return DetectionActor(
             checkpoint,
             self.config.watermark_config(params["scheme"], params["k"]),
@@ -213,6 +217,7 @@ class Steps:
             # B answers (closed setting) with A's sampler, so that its answers are drawn like A's data.
             temperature=self.config.generate.temperature,
             top_p=self.config.generate.top_p,
+            reading_top_m=max([0, *[m for m in top_m if isinstance(m, int)]]),
         )
 
     def tasks(self, outcome: Any) -> list[dict[str, Any]]:
