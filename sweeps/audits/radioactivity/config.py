@@ -16,6 +16,7 @@ from radio.data import GenerateConfig, MixConfig, PrepareConfig
 from radio.detect.spec import DetectionSpec
 from radio.train import FinetuneConfig
 from radio.watermark import WatermarkConfig
+from sweeps.engine.errors import ConfigError as EngineConfigError
 from sweeps.engine.grid import GridSection
 from sweeps.engine.presets import load_sections
 
@@ -156,7 +157,10 @@ class AblationConfig:
 def load_preset(name_or_path: str) -> AblationConfig:
     """A preset by name (`tiny`, `paper`: files in this audit's presets/) or by path to a YAML file; `extends:`
     as in `sweeps.engine.presets`."""
-    path, sections = load_sections(name_or_path, PRESET_DIR)
+    try:
+        path, sections = load_sections(name_or_path, PRESET_DIR)
+    except EngineConfigError as err:  # the library's ConfigError, as every other config error of the audit
+        raise ConfigError(str(err)) from err
     return from_dict(AblationConfig, sections, where=str(path))
 
 

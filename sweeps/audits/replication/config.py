@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from radio.config import ConfigError, from_dict, require, to_dict
 from radio.replication.audit import AnalysisConfig
+from sweeps.engine.errors import ConfigError as EngineConfigError
 from sweeps.engine.grid import GridSection
 from sweeps.engine.presets import load_sections
 
@@ -181,5 +182,8 @@ def load_preset(name_or_path: str) -> ReplicationConfig:
     `replication-NAME` still work) or by path, validated; `extends:` as in `sweeps.engine.presets`."""
     if not Path(name_or_path).suffix:
         name_or_path = name_or_path.removeprefix(LEGACY_PREFIX)
-    path, sections = load_sections(name_or_path, PRESET_DIR)
+    try:
+        path, sections = load_sections(name_or_path, PRESET_DIR)
+    except EngineConfigError as err:  # the library's ConfigError, as every other config error of the audit
+        raise ConfigError(str(err)) from err
     return from_dict(ReplicationConfig, sections, where=str(path))
