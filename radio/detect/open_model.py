@@ -339,6 +339,23 @@ def read_texts(
     )
 
 
+def eligible_positions(
+    wm: Watermark, reading: ReadingPass, phi: Phi | None = None, in_sequence_exclusion: bool = True
+) -> torch.Tensor:
+    """Boolean (n_tokens,) mask of the positions a reading-mode test may score (see the module docstring): the
+    window lies inside one text and the watermark domain, is new in its sequence, and is in phi when given."""
+    eligible = reading.has_window.clone()
+    if wm.k:
+        eligible &= (reading.windows < wm.vocab_size).all(dim=1)
+    if in_sequence_exclusion:
+        eligible &= reading.fresh_in_sequence
+    if phi is not None:
+        if phi.k != wm.k:
+            raise ValueError(f"phi holds {phi.k}-grams but the watermark has k={wm.k}")
+        eligible &= rows_in(reading.windows, phi.grams)
+    return eligible
+
+
 def open_model_test(
     wm: Watermark,
     reading: ReadingPass,
@@ -356,15 +373,7 @@ def open_model_test(
     if reading.k != wm.k:
         raise ValueError(f"reading pass has windows of k={reading.k} but the watermark has k={wm.k}")
     start = time.perf_counter()
-    eligible = reading.has_window.clone()
-    if wm.k:
-        eligible &= (reading.windows < wm.vocab_size).all(dim=1)
-    if in_sequence_exclusion:
-        eligible &= reading.fresh_in_sequence
-    if phi is not None:
-        if phi.k != wm.k:
-            raise ValueError(f"phi holds {phi.k}-grams but the watermark has k={wm.k}")
-        eligible &= rows_in(reading.windows, phi.grams)
+    eligible = eligible_positions(wm, reading, phi, in_sequence_exclusion)
     scored = score_with_tape(wm, reading.windows, reading.predictions, eligible, dedup)
     detection = result_from_scores(
         wm,

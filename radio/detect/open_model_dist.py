@@ -53,10 +53,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from radio.detect.open_model import ReadingPass
+from radio.detect.open_model import ReadingPass, eligible_positions
 from radio.detect.phi import Phi
 from radio.detect.result import RadioactivityResult
-from radio.detect.tape import row_ids, rows_in
+from radio.detect.tape import row_ids
 from radio.detect.text import DetectionResult
 from radio.stats.chernoff import WeightProfile, chernoff_log_sf, prefix_profiles
 from radio.watermark import Watermark
@@ -68,22 +68,6 @@ SETTING = "open-dist"
 NULL_DRAWS = {"kgw": "bernoulli", "aaronson": "exponential"}
 LN10 = math.log(10.0)
 _THREE_BRICKS_MOD = 2**64 - 1
-
-
-def eligible_positions(
-    wm: Watermark, reading: ReadingPass, phi: Phi | None = None, in_sequence_exclusion: bool = True
-) -> np.ndarray:
-    """Boolean mask of the positions the test may score: the same rule as the top-1 open test."""
-    eligible = reading.has_window.clone()
-    if wm.k:
-        eligible &= (reading.windows < wm.vocab_size).all(dim=1)
-    if in_sequence_exclusion:
-        eligible &= reading.fresh_in_sequence
-    if phi is not None:
-        if phi.k != wm.k:
-            raise ValueError(f"phi holds {phi.k}-grams but the watermark has k={wm.k}")
-        eligible &= rows_in(reading.windows, phi.grams)
-    return eligible.numpy()
 
 
 def _list_ids(hashing: str, windows: np.ndarray) -> np.ndarray:
@@ -184,7 +168,7 @@ def window_mass(
         raise ValueError("reading pass: read with top_m > 0 (read_texts(..., top_m=m)) for the distribution test")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting: must be one of {list(WEIGHTINGS)}, got {weighting!r}")
-    eligible = eligible_positions(wm, reading, phi, in_sequence_exclusion)
+    eligible = eligible_positions(wm, reading, phi, in_sequence_exclusion).numpy()  # the top-1 test's rule
     where = np.flatnonzero(eligible)
     windows = reading.windows.numpy()[where]
     lists = pd.factorize(_list_ids(wm.config.hashing, windows))[0].astype(np.int64)
