@@ -131,6 +131,7 @@ def test_wrong_keys_are_uniform_with_the_tape_and_not_without() -> None:
     assert not looks_uniform(no_tape), uniformity(no_tape)
 
 
+@pytest.mark.slow  # about 70 s on 2 idle cores
 def test_in_context_copying_is_not_radioactivity() -> None:
     """H0, correct key, fresh watermarked text per key, a copying model: uniform only with in-sequence exclusion."""
     keys = [f"key-{i}".encode() for i in range(150)]

@@ -85,6 +85,7 @@ def check_pvalue_table(table: pd.DataFrame) -> None:
     assert (cells[wrong] > -2).all().all(), cells
 
 
+@pytest.mark.slow  # about 6 minutes on 2 idle cores; CI's harness runs this preset via Ray, SLURM, ray up
 def test_smoke_sweep_records_every_trial_once_and_reruns_from_cache(tmp_path: Path) -> None:
     start = time.perf_counter()
     first = _run(tmp_path)

@@ -128,6 +128,7 @@ def _stage_manifests(cache: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in cache.glob("*/*/manifest.json")}
 
 
+@pytest.mark.slow  # about 85 s on 2 idle cores; CI runs this sweep through SLURM (ops/local/slurm.sh)
 @pytest.mark.timeout(900)
 def test_smoke_preset_end_to_end_then_rerun_regenerates_nothing(tmp_path, ray_token_auth):
     env = {**os.environ, "RAY_TMPDIR": f"/tmp/rr{os.getpid()}", "PYTHONUNBUFFERED": "1"}
