@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radio.replication.prompts import WORD_KINDS
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "sweeps" / "replication.py"
 KINDS = {
@@ -147,7 +149,7 @@ def test_smoke_preset_end_to_end_then_rerun_regenerates_nothing(tmp_path, ray_to
     first = _run(args, env=env, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "replication_by_kind" in first.stdout and "object_rates" in first.stdout
-    assert len(first.stdout.splitlines()) < 80  # a short console
+    assert len(first.stdout.splitlines()) < 90  # a short console (80 lines cold with the memorization table)
 
     client, parents, children = _mlflow(tmp_path)
     assert len(parents) == 1 and len(children) == SMOKE_TRIALS
@@ -172,6 +174,15 @@ def test_smoke_preset_end_to_end_then_rerun_regenerates_nothing(tmp_path, ray_to
     assert objects["train_rate"].between(0.1, 0.5).all()  # about 29% of the subject images carry the flag
     for name in ("clusters", "caption_similarity", "word_pull", "mcnemar", "detector_agreement", "quality_gates"):
         assert len(_table(client, parent, name)) > 0, name
+    # the data-free memorization detector: a finite score per prompt, both AUC levels, words for the word kinds
+    scores = _table(client, parent, "memorization_scores")
+    assert len(scores) == SMOKE_TRIALS * len(KINDS) and np.isfinite(scores["score"]).all()
+    assert (scores["n"] == SMOKE_SAMPLES).all()
+    quality = _table(client, parent, "memorization_quality")
+    assert sorted(set(quality["level"])) == ["generation", "prompt"] and len(quality) == 2 * SMOKE_TRIALS
+    words = _table(client, parent, "token_attribution")
+    assert set(words["kind"]) == set(WORD_KINDS) and (words["attribution"] >= 0).all()
+    assert "plots/memorization_roc.png" in {f.path for f in client.list_artifacts(parent, "plots")}
     parent_files = {f.path for f in client.list_artifacts(parent)}
     assert {"replication_by_kind.csv", "object_rates.csv"} <= parent_files
     csv = pd.read_csv(client.download_artifacts(parent, "replication_by_kind.csv", str(tmp_path)))

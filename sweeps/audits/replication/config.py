@@ -107,6 +107,30 @@ class GenerateConfig:
 
 
 @dataclass(frozen=True)
+class MemorizationConfig:
+    """The data-free memorization detector (`radio.replication.memorization`, after Wen et al., ICLR 2024), run on
+    every evaluation task beside the training-set audit: `steps` first sampling steps scored per seed (the
+    generations' own trajectories), and the words of each word-kind prompt attributed (`attribution`: gradient,
+    drop, or none) over its first `attribution_seeds` seeds. `enabled: false` skips it."""
+
+    enabled: bool = True
+    steps: int = 2
+    attribution: Literal["gradient", "drop", "none"] = "gradient"
+    attribution_seeds: int = 8
+    attribution_top: int = 3
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 1, "memorization.steps", f"must be >= 1, got {self.steps}")
+        require(
+            self.attribution in ("gradient", "drop", "none"),
+            "memorization.attribution",
+            f"must be gradient, drop or none, got {self.attribution!r}",
+        )
+        for name in ("attribution_seeds", "attribution_top"):
+            require(getattr(self, name) >= 1, f"memorization.{name}", f"must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
 class ResourceConfig:
     """Ray resources (`sweeps.engine.Resources` fields): each stage task and each evaluation actor.
 
@@ -139,6 +163,7 @@ class ReplicationConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    memorization: MemorizationConfig = field(default_factory=MemorizationConfig)
     resources: ResourceConfig = field(default_factory=ResourceConfig)
 
     def __post_init__(self) -> None:

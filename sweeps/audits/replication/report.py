@@ -52,6 +52,11 @@ Tables (artifacts `tables/`, also MLflow tables; rates are fractions with 95% Cl
 - `clusters`, `caption_similarity`, `word_pull`, `mcnemar` (paired seeds), `detector_agreement`.
 - `quality_gates`: controls at most 2% replication, detector agreement at least 80%, target cluster in the top 3.
 - `expectations`: the paper's claims (least-similar-member rule), each met or not, by the estimate and the interval.
+- `memorization_scores`, `memorization_quality`, `token_attribution`, `memorization_findings`: the data-free
+  detector (Wen et al., ICLR 2024: the text-conditional minus unconditional noise prediction over the first
+  sampling steps) per prompt, its ROC AUC and TPR at 1% FPR against the replication measured here (per prompt:
+  rate >= 30%; per generation: that image replicated), the words that drive it, and whether it ranks the five kinds
+  as the training-set audit does; plot `memorization_roc`.
 Image grids (per trial, `files/grids/`): generations on top, each one's nearest training image below.
 """
 
@@ -404,6 +409,82 @@ def _display_claims(claims: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     return claims.assign(rate=cells)[[*varied, "claim", "rate", "met", "separated"]]
 
 
+def attribution_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per trial and word-kind prompt: the words that drive its data-free memorization score, largest first."""
+    columns = ["kind", "prompt", "rank", "word", "attribution"]
+    if "attribution" not in frame.columns:
+        return pd.DataFrame(columns=columns)
+    axes = _axes(frame)
+    records = []
+    for row in frame[frame["attribution"].notna()].itertuples(index=False):
+        for rank, item in enumerate(str(row.attribution).split(";"), start=1):
+            word, _, value = item.rpartition("=")
+            records.append(
+                {
+                    **{a: getattr(row, a) for a in axes},
+                    "kind": row.kind,
+                    "prompt": row.prompt,
+                    "rank": rank,
+                    "word": word,
+                    "attribution": float(value),
+                }
+            )
+    return pd.DataFrame.from_records(records, columns=[*axes, *columns])
+
+
+def _roc_plot(frame: pd.DataFrame, quality: pd.DataFrame, rule: str = HEADLINE_RULE) -> Any:
+    """The data-free detector's ROC curve against the measured replication of every generation (all trials)."""
+    from radio.replication.memorization_eval import roc_points  # torch: only when the detector ran
+
+    figure, axes = new_figure(5, 5)
+    for level, (fpr, tpr) in roc_points(frame, rule).items():
+        auc = quality[quality["level"] == level]["auc"]
+        shown = f" (AUC {auc.iloc[0]:.3f})" if len(auc) == 1 else ""
+        axes.plot(fpr, tpr, label=f"{level}{shown}")
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    axes.set_xscale("symlog", linthresh=0.01)
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("false-positive rate (generations not replicated)")
+    axes.set_ylabel(f"true-positive rate (replicated, {rule})")
+    axes.set_title("data-free memorization score (Wen et al.)", fontsize="small")
+    axes.legend(fontsize="x-small")
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def memorization_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """`memorization_scores` (per prompt), `memorization_quality` (AUC, TPR at 1% FPR), `token_attribution` and
+    `memorization_findings` (does the score rank the five kinds as the training-set audit does), under the
+    headline rule; empty when the sweep ran without the detector."""
+    if "memorization_values" not in frame.columns:
+        return {}
+    from radio.replication.memorization_eval import kind_ranking, memorization_quality, memorization_scores_table
+
+    axes = [a for a in TRIAL_COLUMNS if a in frame.columns]
+    scores = memorization_scores_table(frame, axes, HEADLINE_RULE)
+    if not len(scores):
+        return {}
+    quality = memorization_quality(frame, scores, axes, HEADLINE_RULE)
+    findings = pd.DataFrame({"finding": kind_ranking(scores, axes)})
+    return {
+        "memorization_scores": scores,
+        "memorization_quality": quality,
+        "token_attribution": attribution_table(frame),
+        "memorization_findings": findings,
+    }
+
+
+def _display_memorization(quality: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Console version of `memorization_quality`: one row per trial (its varied axes), AUC at both levels, TPR at
+    1% FPR and the positives per level (an AUC without positives is blank)."""
+    varied = [a for a in _axes(frame) if frame[a].nunique() > 1 and a in quality.columns]
+    wide = quality.pivot_table(
+        index=varied or None, columns="level", values=["auc", "tpr", "n_pos"], aggfunc="first", dropna=False
+    )
+    wide.columns = [f"{metric} ({level})" for metric, level in wide.columns]
+    return wide.reset_index() if varied else wide.reset_index(drop=True)
+
+
 def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
     """Every table, plot, gate and CSV of the sweep."""
     analyses = _analyses(frame)
@@ -415,7 +496,11 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
     tables["quality_gates"] = gates
     claims = expectations(by_kind, objects)
     tables["expectations"] = claims
+    memorization = memorization_tables(frame)
+    tables.update(memorization)
     figures = {}
+    if memorization:
+        figures["memorization_roc"] = _roc_plot(frame, memorization["memorization_quality"])
     for axis in ("duplicates", "guidance", "step", "dedup", "sampler_steps"):
         if axis in frame.columns and frame[axis].nunique() > 1:
             figures[f"replication_vs_{axis}"] = _rate_plot(by_kind, axis, grid.base)
@@ -432,15 +517,28 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
     return Report(
         tables={k: v for k, v in tables.items() if len(v.columns)},
         figures=figures,
-        console=["replication_by_kind", "object_rates", "expectations", "quality_gates"],
+        console=[
+            "replication_by_kind",
+            "object_rates",
+            "expectations",
+            "quality_gates",
+            *(["memorization_quality"] if memorization else []),
+        ],
         display={
             **_display(by_kind, objects, frame),
             "expectations": _display_claims(claims, frame),
             "quality_gates": gates[["gate", "value", "passed"]],
+            **(
+                {"memorization_quality": _display_memorization(memorization["memorization_quality"], frame)}
+                if memorization
+                else {}
+            ),
         },
         captions={
             "replication_by_kind": "Rates are fractions; ci_low/ci_high: 95% Clopper-Pearson. Console: % [95% CI].",
             "object_rates": "The object's rate in generations vs in the subject's training images (train_rate).",
+            "memorization_quality": "Data-free score (Wen et al.) against the replication measured here: per prompt "
+            "(positive: rate >= 30%) and per generation (positive: that image replicated); tpr at 1% FPR.",
         },
         artifacts=artifacts,
         metrics=metrics,

@@ -205,8 +205,14 @@ class Steps:
         )
         corpus = load_corpus(self.corpus_dir({k: Path(v) for k, v in ctx.stages.items()}), check_images=False)
         cfg = self.config.analysis
+        memorization = None
+        if self.config.memorization.enabled:
+            from radio.replication.memorization import noise_difference_model
+
+            memorization = noise_difference_model(generator)
         return {
             "generator": generator,
+            "memorization": memorization,
             "embedder": get_embedder(cfg.embedder, **cfg.embedder_args),
             "detector": get_detector(cfg.detector, **cfg.detector_args),
             "thresholds": {rule: t["value"] for rule, t in analysis["target"]["thresholds"].items()},
@@ -245,6 +251,8 @@ class Steps:
         for i, rule in enumerate(scores.rules):
             row[f"replicated:{rule}"] = int(scores.flags[i].sum())
             row[f"flags:{rule}"] = flags_to_bits(scores.flags[i])
+        if loaded.get("memorization") is not None:
+            row.update(self._memorization_fields(loaded["memorization"], task, seeds))
         role = OBJECT_ROLES.get(str(task["kind"]))
         if role is not None:
             found = np.asarray(loaded["detector"].detect(images), dtype=bool)
@@ -261,6 +269,31 @@ class Steps:
                 f"grids/prompt-{int(task['prompt_index']):02d}-{task['kind']}.png", image_grid(images[:k], nearest)
             )
         return row
+
+    def _memorization_fields(self, model: Any, task: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:
+        """The data-free detector on this task's seeds (their own trajectories) and, on the first block of a
+        word-kind prompt, which of its words drive the score (`attribution`: "word=value;..." largest first)."""
+        from radio.replication.memorization import token_attribution
+        from radio.replication.memorization_eval import block_fields
+        from radio.replication.prompts import WORD_KINDS
+
+        cfg = self.config.memorization
+        sampler_steps = int(task["sampler_steps"])
+        settings = {
+            "steps": min(cfg.steps, sampler_steps),
+            "num_inference_steps": sampler_steps,
+            "guidance_scale": float(task["guidance"]),
+        }
+        started = time.perf_counter()
+        fields = block_fields(model, str(task["prompt"]), seeds, **settings)
+        first_block = int(task["seed_start"]) % SEED_STRIDE == 0
+        if cfg.attribution != "none" and first_block and task["kind"] in WORD_KINDS:
+            found = token_attribution(
+                model, str(task["prompt"]), seeds[: cfg.attribution_seeds], method=cfg.attribution, **settings
+            )
+            fields["attribution"] = ";".join(f"{w}={v:.4g}" for w, v in found.top(cfg.attribution_top))
+        fields["memorization_s"] = round(time.perf_counter() - started, 3)
+        return fields
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:

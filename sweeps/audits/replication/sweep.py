@@ -105,6 +105,7 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
         "model_config": config_hash({"model": _resolved_model(config)}),
         "analysis_config": config_hash(public["analysis"]),
         "generate_config": config_hash({k: v for k, v in public["generate"].items() if k != "device"}),
+        "memorization_config": config_hash(public["memorization"]),
     }
     res = config.resources
     stages = []
