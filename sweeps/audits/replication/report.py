@@ -478,8 +478,9 @@ def _display_memorization(quality: pd.DataFrame, frame: pd.DataFrame) -> pd.Data
     """Console version of `memorization_quality`: one row per trial (its varied axes), AUC at both levels, TPR at
     1% FPR and the positives per level (an AUC without positives is blank)."""
     varied = [a for a in _axes(frame) if frame[a].nunique() > 1 and a in quality.columns]
-    wide = quality.pivot_table(
-        index=varied or None, columns="level", values=["auc", "tpr", "n_pos"], aggfunc="first", dropna=False
+    index = varied or ["trial"]  # one trial: a constant key, since pivot_table needs an index to spread over
+    wide = quality.assign(trial=0).pivot_table(
+        index=index, columns="level", values=["auc", "tpr", "n_pos"], aggfunc="first", dropna=False
     )
     wide.columns = [f"{metric} ({level})" for metric, level in wide.columns]
     return wide.reset_index() if varied else wide.reset_index(drop=True)
