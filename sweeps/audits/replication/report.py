@@ -460,7 +460,7 @@ def memorization_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         return {}
     from radio.replication.memorization_eval import kind_ranking, memorization_quality, memorization_scores_table
 
-    axes = [a for a in TRIAL_COLUMNS if a in frame.columns]
+    axes = _axes(frame)
     scores = memorization_scores_table(frame, axes, HEADLINE_RULE)
     if not len(scores):
         return {}

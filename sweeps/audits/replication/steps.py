@@ -251,13 +251,13 @@ class Steps:
         for i, rule in enumerate(scores.rules):
             row[f"replicated:{rule}"] = int(scores.flags[i].sum())
             row[f"flags:{rule}"] = flags_to_bits(scores.flags[i])
+        first_block = int(task["seed_start"]) % SEED_STRIDE == 0
         if loaded.get("memorization") is not None:
-            row.update(self._memorization_fields(loaded["memorization"], task, seeds))
+            row.update(self._memorization_fields(loaded["memorization"], task, seeds, first_block))
         role = OBJECT_ROLES.get(str(task["kind"]))
         if role is not None:
             found = np.asarray(loaded["detector"].detect(images), dtype=bool)
             row.update({"object_role": role, "objects": int(found.sum()), "object_flags": flags_to_bits(found)})
-        first_block = int(task["seed_start"]) % SEED_STRIDE == 0
         k = min(self.config.generate.grid_images, len(images))
         if first_block and k:
             reference = loaded["reference"]
@@ -270,7 +270,9 @@ class Steps:
             )
         return row
 
-    def _memorization_fields(self, model: Any, task: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:
+    def _memorization_fields(
+        self, model: Any, task: Mapping[str, Any], seeds: list[int], first_block: bool
+    ) -> dict[str, Any]:
         """The data-free detector on this task's seeds (their own trajectories) and, on the first block of a
         word-kind prompt, which of its words drive the score (`attribution`: "word=value;..." largest first)."""
         from radio.replication.memorization import token_attribution
@@ -286,7 +288,6 @@ class Steps:
         }
         started = time.perf_counter()
         fields = block_fields(model, str(task["prompt"]), seeds, **settings)
-        first_block = int(task["seed_start"]) % SEED_STRIDE == 0
         if cfg.attribution != "none" and first_block and task["kind"] in WORD_KINDS:
             found = token_attribution(
                 model, str(task["prompt"]), seeds[: cfg.attribution_seeds], method=cfg.attribution, **settings
