@@ -106,10 +106,15 @@ def main() -> None:
         base = TinyT2IConfig()
         variants = {"default": base, **{v: replace(base, **_parse_variant(v)) for v in args.variants}}
         per_step: dict[str, list[float]] = {name: [] for name in variants}
+        sized = {32: images}  # a variant may change image_size: the corpus is resized for it once
+        for cfg in variants.values():
+            if cfg.image_size not in sized:
+                sized[cfg.image_size] = corpus.load_images(size=cfg.image_size)
         for r in range(args.rounds):  # alternate, so that load from other processes hits every variant alike
             for name, cfg in variants.items():
                 out = root / f"train-{r}-{abs(hash(name))}"
-                per_step[name].append(train_step_seconds(captions, images, cfg, args.train_steps, out))
+                data = sized[cfg.image_size]
+                per_step[name].append(train_step_seconds(captions, data, cfg, args.train_steps, out))
         for name, times in per_step.items():
             rows.append({"stage": f"training step ({name})", "count": 1, "s": statistics.median(times)})
 
