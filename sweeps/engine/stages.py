@@ -2,11 +2,16 @@
 
 A stage instance lives in the stage store (package `stagestore`) under `<cache root>/<stage>/<hash of config and
 inputs>`; trials and evaluations receive the folders by stage name.
+
+A long build (a model's training) can report how far it is: while it runs, `stage_progress_file()` names a file
+(`<cache root>/<stage>/.progress-<hash>.log`) where it appends one line per update, and the plan relays the newest
+line to the sweep's live view every `progress_every_s` seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +24,10 @@ from sweeps.engine.grid import Trial
 from sweeps.engine.resources import Resources
 
 log = logging.getLogger(__name__)
+
+# The build's progress file travels in the environment of the process that runs the build (a Ray task or the
+# driver), so a stage's signature and its hashed config stay as they are.
+PROGRESS_ENV = "SWEEP_STAGE_PROGRESS"
 
 StageBuild = Callable[[Path, Mapping[str, Any], Mapping[str, Path]], Mapping[str, Any] | None]
 
@@ -141,11 +150,16 @@ class StagePlan:
         return find_complete(self.root, inst.stage, inst.digest) is not None
 
     def run(
-        self, executor: Literal["local", "ray"] = "ray", progress: Callable[[str], None] | None = None
+        self,
+        executor: Literal["local", "ray"] = "ray",
+        progress: Callable[[str], None] | None = None,
+        progress_every_s: float = 30.0,
     ) -> StageSummary:
         """Build every missing instance once (stage by stage; instances of one stage in parallel on Ray).
 
-        `progress` receives one line per stage that has something to build, before and after the build.
+        `progress` receives one line per stage that has something to build, before and after the build, and on
+        Ray, at most every `progress_every_s` seconds, the newest line each running build wrote to its progress
+        file (see `stage_progress_file`).
         """
         per_stage: dict[str, tuple[int, int]] = {}
         for name, instances in self.by_stage().items():
@@ -170,6 +184,8 @@ class StagePlan:
                     num_cpus=stage.resources.cpu, num_gpus=stage.resources.gpu, max_retries=1
                 )
                 refs = [task.remote(stage, inst, self.root, self.manifest) for inst in todo]  # all start at once
+            if refs and progress is not None:
+                self._relay_progress(name, todo, refs, progress, progress_every_s)
             outputs = []
             for i, inst in enumerate(todo):
                 try:
@@ -189,14 +205,74 @@ class StagePlan:
         log.info(summary.line())
         return summary
 
+    def _relay_progress(
+        self,
+        name: str,
+        todo: Sequence[StageInstance],
+        refs: list[Any],
+        progress: Callable[[str], None],
+        every_s: float,
+    ) -> None:
+        """Until every build of this stage ends, pass on each one's newest progress line when it changed, at most
+        every `every_s` seconds; a build that writes none is silent."""
+        import ray
+
+        files = {inst.digest: progress_file(self.root, inst.stage, inst.digest) for inst in todo}
+        shown: dict[str, str] = {}
+        pending = list(refs)
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=every_s)
+            if not pending:
+                break
+            for inst in todo:
+                line = _last_line(files[inst.digest])
+                if line and line != shown.get(inst.digest):
+                    shown[inst.digest] = line
+                    tag = f" {inst.digest[:8]}" if len(todo) > 1 else ""
+                    progress(f"stage {name}{tag}: {line}")
+
+
+def progress_file(root: Path, stage: str, digest: str) -> Path:
+    """Where the build of `stage` instance `digest` appends its progress lines (outside the instance's folder,
+    which the stage store only creates when the build completes)."""
+    return Path(root) / stage / f".progress-{digest}.log"
+
+
+def stage_progress_file() -> Path | None:
+    """Inside a stage build: the file to append progress lines to (one per update), or None outside a build."""
+    value = os.environ.get(PROGRESS_ENV)
+    return Path(value) if value else None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
+            lines = file.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
 
 def _build_instance(stage: Stage, inst: StageInstance, root: Path, manifest: Mapping[str, Any]) -> StageOutput:
     upstream = {name: root / name / digest for name, digest in inst.inputs.items()}
-    return run_stage(
-        inst.stage,
-        inst.config,
-        lambda out: stage.build(out, inst.config, upstream),
-        root,
-        inputs=inst.inputs,
-        manifest=manifest,
-    )
+    path = progress_file(root, inst.stage, inst.digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # a previous attempt's lines would read as this one's
+    previous = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = str(path)
+    try:
+        return run_stage(
+            inst.stage,
+            inst.config,
+            lambda out: stage.build(out, inst.config, upstream),
+            root,
+            inputs=inst.inputs,
+            manifest=manifest,
+        )
+    finally:
+        if previous is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = previous
+        path.unlink(missing_ok=True)

@@ -90,6 +90,8 @@ class Steps:
         stable across attempts (the stage store gives each attempt a fresh temporary folder): a build killed
         midway and started again continues from the last saved step, from the work folder's resume state or from
         Ray Train's latest checkpoint of the same run. The checkpoints move into the stage folder at the end.
+        On Ray, each progress line (step, loss, steps/s, ETA) goes to the stage's progress file, which the sweep's
+        live view shows.
         """
         import shutil
 
@@ -109,7 +111,9 @@ class Steps:
         corpus = load_corpus(inputs["corpus"])
         kept = np.load(Path(inputs["dedup"]) / KEPT)
         if _in_ray():
+            from radio.replication.t2i.progress import LineFile
             from radio.replication.t2i.ray_train import save_training_data, train_tiny_t2i_on_ray
+            from sweeps.engine.stages import stage_progress_file
 
             data = work / "data"
             if not (data / "images.npy").is_file():
@@ -125,6 +129,7 @@ class Steps:
                 storage_path=work / "ray",
                 name="train",
                 max_failures=1,
+                progress=LineFile(str(live)) if (live := stage_progress_file()) is not None else None,
             )
             if result is None:
                 raise RuntimeError(f"{trained}: training stopped before its last step")
