@@ -6,6 +6,11 @@ the results frame, `memorization_scores_table` gives one row per (trial, prompt)
 replicated rate under a threshold rule; `memorization_quality` the ROC AUC and TPR at 1% FPR per trial, at two
 levels: prompts (label: replicated rate >= `min_rate`) and generations (label: that seed's image replicated);
 `kind_ranking` says whether the score orders the five kinds as the training-set audit's rates do.
+
+A second data-free score rides along (`seed_agreement`, after Carlini et al., "Extracting Training Data from
+Diffusion Models", USENIX Security 2023): a memorized prompt draws the same image whatever the seed, so each
+generation is scored by how close its nearest other generations of the same prompt and seed block are (cosine of
+the audit's image embeddings; no training image is used). Both detectors get rows in `memorization_quality`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,29 @@ from radio.replication.memorization import detection_quality, noise_differences
 from radio.replication.prompts import WORD_KINDS
 
 MEMORIZED_RATE = 0.30  # the audit's "often replicates" bar (the report's related-kind claims)
+# Detector name -> (the frame's per-generation values column, the scores table's per-prompt column).
+DETECTORS = {"noise-difference": ("memorization_values", "score"), "seed-agreement": ("agreement_values", "agreement")}
+
+
+def seed_agreement(embedded: np.ndarray, neighbours: int = 3) -> np.ndarray:
+    """Per generation, the mean cosine to its `neighbours` most similar other generations of the same prompt
+    (rows of `embedded`, L2-normalised); a prompt that replicates one image gives values near 1 on every seed.
+    With fewer than two generations the value is NaN (nothing to agree with)."""
+    x = np.asarray(embedded, dtype=np.float64)
+    n = len(x)
+    if n < 2:
+        return np.full(n, np.nan)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    k = max(1, min(neighbours, n - 1))
+    top = -np.sort(-sims, axis=1)[:, :k]
+    return top.mean(axis=1)
+
+
+def agreement_fields(embedded: np.ndarray, neighbours: int = 3) -> dict[str, Any]:
+    """Row fields of one evaluation task: `agreement` (mean over its seeds) and `agreement_values`."""
+    values = seed_agreement(embedded, neighbours)
+    return {"agreement": float(np.nanmean(values)), "agreement_values": ";".join(f"{v:.6g}" for v in values)}
 
 
 def block_fields(
@@ -41,13 +69,19 @@ def _values(text: str) -> np.ndarray:
     return np.array([float(v) for v in str(text).split(";") if v], dtype=np.float64)
 
 
+def _mean_of(column: pd.Series) -> float:
+    values = np.concatenate([_values(v) for v in column])
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
 def _flags(text: str) -> np.ndarray:
     return np.frombuffer(str(text).encode(), dtype=np.uint8) == ord("1")
 
 
 def memorization_scores_table(frame: pd.DataFrame, axes: Sequence[str], rule: str) -> pd.DataFrame:
     """One row per (trial axes, prompt): kind, prompt, score (mean over all its seeds), n, replicated rate."""
-    columns = [*axes, "kind", "prompt", "score", "n", "replicated_rate"]
+    with_agreement = "agreement_values" in frame.columns
+    columns = [*axes, "kind", "prompt", "score", *(["agreement"] if with_agreement else []), "n", "replicated_rate"]
     if "memorization_values" not in frame.columns:
         return pd.DataFrame(columns=columns)
     records = []
@@ -62,6 +96,7 @@ def memorization_scores_table(frame: pd.DataFrame, axes: Sequence[str], rule: st
                 "kind": named["kind"],
                 "prompt": named["prompt"],
                 "score": float(scores.mean()) if scores.size else float("nan"),
+                **({"agreement": _mean_of(part["agreement_values"])} if with_agreement else {}),
                 "n": n,
                 "replicated_rate": int(part[f"replicated:{rule}"].sum()) / n if n else float("nan"),
             }
@@ -77,36 +112,51 @@ def memorization_quality(
     min_rate: float = MEMORIZED_RATE,
     max_fpr: float = 0.01,
 ) -> pd.DataFrame:
-    """Per trial and level (`prompt`, `generation`): ROC AUC, TPR at `max_fpr`, positives and negatives."""
+    """Per trial, detector (`DETECTORS` present in the frame) and level (`prompt`, `generation`): ROC AUC, TPR at
+    `max_fpr`, positives and negatives."""
     records = []
     if not len(table):
-        return pd.DataFrame(columns=[*axes, "level", "auc", "tpr", "max_fpr", "threshold", "n_pos", "n_neg"])
+        columns = [*axes, "detector", "level", "auc", "tpr", "max_fpr", "threshold", "n_pos", "n_neg"]
+        return pd.DataFrame(columns=columns)
     groups = table.groupby(list(axes), sort=True, dropna=False) if axes else [((), table)]
     for values, part in groups:
         named = dict(zip(axes, values if isinstance(values, tuple) else (values,), strict=True))
-        levels = {"prompt": (part["score"].to_numpy(), part["replicated_rate"].to_numpy() >= min_rate)}
         rows = frame
         for axis, value in named.items():
             rows = rows[rows[axis] == value]
-        scores = np.concatenate([_values(v) for v in rows["memorization_values"]])
         flags = np.concatenate([_flags(v) for v in rows[f"flags:{rule}"]])
-        if scores.size == flags.size:
-            levels["generation"] = (scores, flags)
-        for level, (s, y) in levels.items():
-            q = detection_quality(s, y, max_fpr=max_fpr)
-            records.append(
-                {
-                    **named,
-                    "level": level,
-                    "auc": q.auc,
-                    "tpr": q.tpr,
-                    "max_fpr": max_fpr,
-                    "threshold": q.threshold,
-                    "n_pos": q.n_pos,
-                    "n_neg": q.n_neg,
-                }
-            )
+        for detector, (values_column, score_column) in DETECTORS.items():
+            if values_column not in rows.columns or score_column not in part.columns:
+                continue
+            levels = {"prompt": (part[score_column].to_numpy(), part["replicated_rate"].to_numpy() >= min_rate)}
+            scores = np.concatenate([_values(v) for v in rows[values_column]])
+            if scores.size == flags.size:
+                levels["generation"] = (scores, flags)
+            records.extend(_quality_records(named, detector, levels, max_fpr))
     return pd.DataFrame.from_records(records)
+
+
+def _quality_records(
+    named: Mapping[str, Any], detector: str, levels: Mapping[str, tuple[np.ndarray, np.ndarray]], max_fpr: float
+) -> list[dict[str, Any]]:
+    records = []
+    for level, (s, y) in levels.items():
+        keep = np.isfinite(s)  # a one-seed block has no agreement value
+        q = detection_quality(s[keep], y[keep], max_fpr=max_fpr)
+        records.append(
+            {
+                **named,
+                "detector": detector,
+                "level": level,
+                "auc": q.auc,
+                "tpr": q.tpr,
+                "max_fpr": max_fpr,
+                "threshold": q.threshold,
+                "n_pos": q.n_pos,
+                "n_neg": q.n_neg,
+            }
+        )
+    return records
 
 
 def kind_ranking(table: pd.DataFrame, axes: Sequence[str]) -> list[str]:
@@ -135,12 +185,17 @@ def kind_ranking(table: pd.DataFrame, axes: Sequence[str]) -> list[str]:
 
 
 def roc_points(frame: pd.DataFrame, rule: str) -> Mapping[str, tuple[np.ndarray, np.ndarray]]:
-    """The generation-level ROC curve (fpr, tpr) of the whole frame, for the plot."""
+    """Per detector present, the generation-level ROC curve (fpr, tpr) of the whole frame, for the plot."""
     from radio.replication.memorization import roc_curve
 
-    if "memorization_values" not in frame.columns:
-        return {}
-    scores = np.concatenate([_values(v) for v in frame["memorization_values"]])
-    flags = np.concatenate([_flags(v) for v in frame[f"flags:{rule}"]])
-    fpr, tpr, _ = roc_curve(scores, flags)
-    return {"generation": (fpr, tpr)}
+    flags = np.concatenate([_flags(v) for v in frame[f"flags:{rule}"]]) if len(frame) else np.zeros(0, bool)
+    curves = {}
+    for detector, (values_column, _) in DETECTORS.items():
+        if values_column not in frame.columns:
+            continue
+        scores = np.concatenate([_values(v) for v in frame[values_column]])
+        keep = np.isfinite(scores)
+        if scores.size == flags.size and keep.any():
+            fpr, tpr, _ = roc_curve(scores[keep], flags[keep])
+            curves[detector] = (fpr, tpr)
+    return curves

@@ -433,20 +433,20 @@ def attribution_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _roc_plot(frame: pd.DataFrame, quality: pd.DataFrame, rule: str = HEADLINE_RULE) -> Any:
-    """The data-free detector's ROC curve against the measured replication of every generation (all trials)."""
+    """The data-free detectors' ROC curves against the measured replication of every generation (all trials)."""
     from radio.replication.memorization_eval import roc_points  # torch: only when the detector ran
 
     figure, axes = new_figure(5, 5)
-    for level, (fpr, tpr) in roc_points(frame, rule).items():
-        auc = quality[quality["level"] == level]["auc"]
+    for detector, (fpr, tpr) in roc_points(frame, rule).items():
+        auc = quality[(quality["level"] == "generation") & (quality["detector"] == detector)]["auc"]
         shown = f" (AUC {auc.iloc[0]:.3f})" if len(auc) == 1 else ""
-        axes.plot(fpr, tpr, label=f"{level}{shown}")
+        axes.plot(fpr, tpr, label=f"{detector}, per generation{shown}")
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     axes.set_xscale("symlog", linthresh=0.01)
     axes.set_xlim(0, 1)
     axes.set_xlabel("false-positive rate (generations not replicated)")
     axes.set_ylabel(f"true-positive rate (replicated, {rule})")
-    axes.set_title("data-free memorization score (Wen et al.)", fontsize="small")
+    axes.set_title("data-free memorization scores", fontsize="small")
     axes.legend(fontsize="x-small")
     axes.grid(alpha=0.3)
     return figure
@@ -478,12 +478,11 @@ def _display_memorization(quality: pd.DataFrame, frame: pd.DataFrame) -> pd.Data
     """Console version of `memorization_quality`: one row per trial (its varied axes), AUC at both levels, TPR at
     1% FPR and the positives per level (an AUC without positives is blank)."""
     varied = [a for a in _axes(frame) if frame[a].nunique() > 1 and a in quality.columns]
-    index = varied or ["trial"]  # one trial: a constant key, since pivot_table needs an index to spread over
-    wide = quality.assign(trial=0).pivot_table(
-        index=index, columns="level", values=["auc", "tpr", "n_pos"], aggfunc="first", dropna=False
+    wide = quality.pivot_table(
+        index=[*varied, "detector"], columns="level", values=["auc", "tpr", "n_pos"], aggfunc="first", dropna=False
     )
     wide.columns = [f"{metric} ({level})" for metric, level in wide.columns]
-    return wide.reset_index() if varied else wide.reset_index(drop=True)
+    return wide.reset_index()
 
 
 def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
@@ -538,8 +537,9 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
         captions={
             "replication_by_kind": "Rates are fractions; ci_low/ci_high: 95% Clopper-Pearson. Console: % [95% CI].",
             "object_rates": "The object's rate in generations vs in the subject's training images (train_rate).",
-            "memorization_quality": "Data-free score (Wen et al.) against the replication measured here: per prompt "
-            "(positive: rate >= 30%) and per generation (positive: that image replicated); tpr at 1% FPR.",
+            "memorization_quality": "Data-free scores (noise-difference: Wen et al.; seed-agreement: Carlini et "
+            "al.) against the replication measured here: per prompt (positive: rate >= 30%) and per generation "
+            "(positive: that image replicated); tpr at 1% FPR.",
         },
         artifacts=artifacts,
         metrics=metrics,

@@ -258,7 +258,10 @@ class Steps:
             row[f"flags:{rule}"] = flags_to_bits(scores.flags[i])
         first_block = int(task["seed_start"]) % SEED_STRIDE == 0
         if loaded.get("memorization") is not None:
+            from radio.replication.memorization_eval import agreement_fields
+
             row.update(self._memorization_fields(loaded["memorization"], task, seeds, first_block))
+            row.update(agreement_fields(embedded))
         role = OBJECT_ROLES.get(str(task["kind"]))
         if role is not None:
             found = np.asarray(loaded["detector"].detect(images), dtype=bool)
