@@ -40,10 +40,11 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def image_grid(generated: np.ndarray, nearest: np.ndarray, scale: int = 3, pad: int = 2) -> bytes:
+def image_grid(generated: np.ndarray, nearest: np.ndarray, scale: int | None = None, pad: int = 2) -> bytes:
     """A PNG of two rows: generations on top, each one's nearest training image below (nearest-neighbour
-    upscaled by `scale`, so that 32x32 images are visible)."""
+    upscaled by `scale`; by default to at least 96 pixels a side, so that 16x16 and 32x32 images are visible)."""
     n, height, width, _ = generated.shape
+    scale = scale if scale is not None else max(1, -(-96 // height))
     h, w = height * scale, width * scale
     canvas = np.full((2 * h + 3 * pad, n * (w + pad) + pad, 3), 255, dtype=np.uint8)
     for row, images in enumerate((generated, nearest)):
