@@ -14,6 +14,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -150,18 +151,37 @@ def train_tiny_t2i(
         torch.set_num_threads(old_threads)
 
 
-def _train(
-    captions: Sequence[str],
-    images: np.ndarray,
-    out_dir: Path,
-    config: TinyT2IConfig,
-    seed: int,
-    steps_to_save: list[int],
-    progress: Callable[[int, float], None] | None,
-    device: str,
-    on_checkpoint: Callable[[int, Path, Path, float], None] | None,
-    stop_after_steps: int | None,
-) -> dict[str, Any]:
+@dataclass
+class _Run:
+    """What a training run carries from step to step, and what `resume/` saves of it."""
+
+    model: TinyT2I
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator
+    step: int = 0
+    losses: list[list[float]] = field(default_factory=list)
+    window: list[float] = field(default_factory=list)  # losses since the last log line (a resume logs the same)
+    elapsed_before: float = 0.0
+
+    def state(self, seed: int, config: TinyT2IConfig, seconds: float) -> dict[str, Any]:
+        """The resumable state saved beside the weights."""
+        return {
+            "step": self.step,
+            "seed": seed,
+            "config": config.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "generator": self.generator.get_state(),
+            "losses": self.losses,
+            "window": self.window,
+            "seconds": seconds,
+        }
+
+
+def _start_or_resume(out_dir: Path, captions: Sequence[str], config: TinyT2IConfig, seed: int, device: str) -> _Run:
+    """A fresh model and optimizer, or the ones `out_dir/resume` saved (same seed and config, or ValueError)."""
     resume = out_dir / RESUME_DIR
     state: dict[str, Any] | None = None
     if (resume / STATE_FILE).is_file():
@@ -178,87 +198,95 @@ def _train(
     params = [*model.unet.parameters(), *model.text_encoder.parameters()]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
-    generator = torch.Generator().manual_seed(seed)
-    step = 0
-    losses: list[list[float]] = []
-    window: list[float] = []  # losses since the last log line; saved with the state so a resume logs the same
-    elapsed_before = 0.0
+    run = _Run(model, params, optimizer, schedule, torch.Generator().manual_seed(seed))
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        step = int(state["step"])
-        losses = state["losses"]
-        elapsed_before = float(state["seconds"])
-        window = list(state.get("window", []))
+        run.generator.set_state(state["generator"])
+        run.step = int(state["step"])
+        run.losses = state["losses"]
+        run.elapsed_before = float(state["seconds"])
+        run.window = list(state.get("window", []))
+    return run
 
+
+def _step_loss(
+    run: _Run, data: torch.Tensor, ids: torch.Tensor, empty_ids: torch.Tensor, config: TinyT2IConfig, device: str
+) -> torch.Tensor:
+    """The min-SNR-weighted loss of one batch; every random draw (rows, caption dropout, flip, noise, timestep)
+    comes from the run's generator in this order, which a resume relies on."""
+    model, generator, batch = run.model, run.generator, config.batch_size
+    idx = torch.randint(len(data), (batch,), generator=generator)
+    x0 = data[idx]
+    batch_ids = ids[idx].clone()
+    drop = torch.rand(batch, generator=generator) < config.caption_dropout
+    batch_ids[drop] = empty_ids
+    if config.horizontal_flip:
+        flip = torch.rand(batch, generator=generator) < 0.5
+        x0[flip] = x0[flip].flip(-1)
+    noise = torch.randn(x0.shape, generator=generator)
+    t = torch.randint(config.num_train_timesteps, (batch,), generator=generator)
+    x0, noise, t, batch_ids = x0.to(device), noise.to(device), t.to(device), batch_ids.to(device)
+    noisy = model.noise_scheduler.add_noise(x0, noise, t)
+    context = model.encode_text(batch_ids)
+    pred = model.unet(noisy, t, encoder_hidden_states=context).sample
+    target = noise if config.prediction_type == "epsilon" else model.noise_scheduler.get_velocity(x0, noise, t)
+    per_sample = nnf.mse_loss(pred.float(), target, reduction="none").mean(dim=(1, 2, 3))
+    alphas_cumprod = model.noise_scheduler.alphas_cumprod.to(device)
+    weights = _min_snr_weights(alphas_cumprod, t, config.min_snr_gamma, config.prediction_type)
+    return (per_sample * weights).mean()
+
+
+def _train(
+    captions: Sequence[str],
+    images: np.ndarray,
+    out_dir: Path,
+    config: TinyT2IConfig,
+    seed: int,
+    steps_to_save: list[int],
+    progress: Callable[[int, float], None] | None,
+    device: str,
+    on_checkpoint: Callable[[int, Path, Path, float], None] | None,
+    stop_after_steps: int | None,
+) -> dict[str, Any]:
+    run = _start_or_resume(out_dir, captions, config, seed, device)
+    model = run.model
     # Everything the loop indexes is prepared once: the whole tokenised corpus and the images as one tensor.
     data = images_to_tensor(images)
     ids = model.tokenize(captions)
     empty_ids = model.tokenize([""])[0]
-    alphas_cumprod = model.noise_scheduler.alphas_cumprod.to(device)
-    n = len(captions)
     start = time.perf_counter()
-    checkpoints = {s: str(checkpoint_dir(out_dir, s)) for s in steps_to_save if s <= step}
-    while step < config.train_steps:
-        idx = torch.randint(n, (config.batch_size,), generator=generator)
-        x0 = data[idx]
-        batch_ids = ids[idx].clone()
-        drop = torch.rand(config.batch_size, generator=generator) < config.caption_dropout
-        batch_ids[drop] = empty_ids
-        if config.horizontal_flip:
-            flip = torch.rand(config.batch_size, generator=generator) < 0.5
-            x0[flip] = x0[flip].flip(-1)
-        noise = torch.randn(x0.shape, generator=generator)
-        t = torch.randint(config.num_train_timesteps, (config.batch_size,), generator=generator)
-        x0, noise, t, batch_ids = x0.to(device), noise.to(device), t.to(device), batch_ids.to(device)
-        noisy = model.noise_scheduler.add_noise(x0, noise, t)
-        context = model.encode_text(batch_ids)
-        pred = model.unet(noisy, t, encoder_hidden_states=context).sample
-        target = noise if config.prediction_type == "epsilon" else model.noise_scheduler.get_velocity(x0, noise, t)
-        per_sample = nnf.mse_loss(pred.float(), target, reduction="none").mean(dim=(1, 2, 3))
-        weights = _min_snr_weights(alphas_cumprod, t, config.min_snr_gamma, config.prediction_type)
-        loss = (per_sample * weights).mean()
-        optimizer.zero_grad(set_to_none=True)
+    checkpoints = {s: str(checkpoint_dir(out_dir, s)) for s in steps_to_save if s <= run.step}
+    while run.step < config.train_steps:
+        loss = _step_loss(run, data, ids, empty_ids, config, device)
+        run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        step += 1
-        window.append(loss.item())
+        torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
+        run.optimizer.step()
+        run.schedule.step()
+        run.step += 1
+        step = run.step
+        run.window.append(loss.item())
         if step % config.log_every_steps == 0 or step == config.train_steps:
-            mean = sum(window) / len(window)
-            losses.append([step, mean])
-            window = []
+            mean = sum(run.window) / len(run.window)
+            run.losses.append([step, mean])
+            run.window = []
             if progress is not None:
                 progress(step, mean)
         stopping = stop_after_steps is not None and step >= stop_after_steps and step < config.train_steps
         if step in steps_to_save or stopping:
-            loss_now = losses[-1][1] if losses else float(loss)
-            seconds = elapsed_before + time.perf_counter() - start
+            loss_now = run.losses[-1][1] if run.losses else float(loss)
+            seconds = run.elapsed_before + time.perf_counter() - start
             folder = None
             if step in steps_to_save:
                 folder = model.save(checkpoint_dir(out_dir, step), extra={"step": step, "loss": loss_now})
                 checkpoints[step] = str(folder)
-            resume_folder = _save_resume(
-                model,
-                out_dir,
-                {
-                    "step": step,
-                    "seed": seed,
-                    "config": config.to_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "generator": generator.get_state(),
-                    "losses": losses,
-                    "window": window,
-                    "seconds": seconds,
-                },
-            )
+            resume_folder = _save_resume(model, out_dir, run.state(seed, config, seconds))
             if on_checkpoint is not None and folder is not None:
                 on_checkpoint(step, folder, resume_folder, loss_now)
             if stopping:
                 break
+    step, losses, elapsed_before = run.step, run.losses, run.elapsed_before
     seconds = elapsed_before + time.perf_counter() - start
     result = {
         "checkpoints": {str(s): p for s, p in sorted(checkpoints.items())},
