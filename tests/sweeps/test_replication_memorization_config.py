@@ -1,4 +1,5 @@
-"""The replication preset's `memorization:` section: defaults on, bad values rejected naming the field."""
+"""The replication preset's `memorization:` section (defaults on, bad values rejected naming the field) and the
+analysis image size, which must be the model's."""
 
 from __future__ import annotations
 
@@ -37,3 +38,14 @@ def test_bad_values_name_the_field(tmp_path: Path, section: str, field: str) -> 
 
 def test_disabled_is_accepted(tmp_path: Path) -> None:
     assert not load_preset(_preset(tmp_path, "{enabled: false}")).memorization.enabled
+
+
+def test_analysis_image_size_must_be_the_models(tmp_path: Path) -> None:
+    """The default trains at 16 pixels and analyses at 16; a preset that changes one alone is stopped."""
+    tiny = load_preset("tiny")
+    assert tiny.model.t2i["image_size"] == tiny.analysis.image_size == 16
+    path = tmp_path / "mismatch.yaml"
+    model = "model: {kind: tiny, t2i: {train_steps: 30, batch_size: 16, image_size: 24}}"
+    path.write_text(f"extends: smoke\n{model}\n")
+    with pytest.raises(ConfigError, match=r"analysis.image_size.*model.t2i.image_size \(24\), got 32"):
+        load_preset(str(path))

@@ -182,9 +182,16 @@ class ReplicationConfig:
             except (TypeError, ValueError) as err:
                 raise ConfigError(f"corpus.synthetic: {err}") from err
             try:
-                TinyT2IConfig.from_dict(dict(self.model.t2i))
+                t2i = TinyT2IConfig.from_dict(dict(self.model.t2i))
             except (ConfigError, ValueError) as err:
                 raise ConfigError(f"model.t2i: {err}") from err
+            # The thresholds come from training images embedded at analysis.image_size; generations at another
+            # size would be scored against the wrong reference.
+            require(
+                t2i.image_size == self.analysis.image_size,
+                "analysis.image_size",
+                f"must equal the model's model.t2i.image_size ({t2i.image_size}), got {self.analysis.image_size}",
+            )
             last = self.model.train_steps()
             bad = [s for s in self.model.checkpoint_steps if not 1 <= s <= last]
             require(not bad, "model.checkpoint_steps", f"{bad} outside [1, train_steps={last}]")
