@@ -57,6 +57,11 @@ class TinyT2IConfig:
     log_every_steps: int = 25
 
     def __post_init__(self) -> None:
+        self._check_unet()
+        self._check_text_encoder()
+        self._check_training()
+
+    def _check_unet(self) -> None:
         require(
             isinstance(self.image_size, int) and self.image_size >= 8 and self.image_size % 8 == 0,
             "image_size",
@@ -89,12 +94,14 @@ class TinyT2IConfig:
             "attention_head_dim",
             f"must divide the width of every attention level, got {self.attention_head_dim}",
         )
+        require(self.layers_per_block >= 1, "layers_per_block", f"must be >= 1, got {self.layers_per_block}")
+
+    def _check_text_encoder(self) -> None:
         require(
             self.pooled_text_heads > 0 and self.text_hidden_size % self.pooled_text_heads == 0,
             "pooled_text_heads",
             f"must divide text_hidden_size {self.text_hidden_size}, got {self.pooled_text_heads}",
         )
-        require(self.layers_per_block >= 1, "layers_per_block", f"must be >= 1, got {self.layers_per_block}")
         require(
             self.text_hidden_size > 0 and self.text_heads > 0 and self.text_hidden_size % self.text_heads == 0,
             "text_heads",
@@ -114,6 +121,8 @@ class TinyT2IConfig:
         )
         require(self.vocab_min_frequency >= 1, "vocab_min_frequency", f"must be >= 1, got {self.vocab_min_frequency}")
         require(self.max_vocab_size >= 8, "max_vocab_size", f"must be >= 8, got {self.max_vocab_size}")
+
+    def _check_training(self) -> None:
         require(self.train_steps >= 1, "train_steps", f"must be >= 1, got {self.train_steps}")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(
