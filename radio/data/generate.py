@@ -246,21 +246,7 @@ def generate(
         model = load_model(model_dir, device=cfg.device)
         vocab_size = model_vocab_size(model)
         check_tokenizer_fits(tokenizer, vocab_size, f"model {model_dir}")
-        pool = build_prompts(cfg, tokenizer, prompts_path)
-        total = cfg.n_watermarked + cfg.n_plain
-        if len(pool) < total:  # both sets share one pool: fail before the first (long) generation, naming the field
-            short = len(pool) < cfg.n_watermarked
-            name, first, last = (
-                ("n_watermarked", 0, cfg.n_watermarked) if short else ("n_plain", cfg.n_watermarked, total)
-            )
-            raise EmptyDatasetError(
-                f"generate.{name}: needs prompts {first}..{last} of the pool but {prompts_path} gives only {len(pool)}"
-            )
-        lo, hi = (0, cfg.n_watermarked) if watermarked else (cfg.n_watermarked, total)
-        field_name = "generate.n_watermarked" if watermarked else "generate.n_plain"
-        chosen = pool[lo:hi]
-        if not chosen:
-            raise EmptyDatasetError(f"{field_name}: is 0, so this set would be empty")
+        lo, chosen = _prompt_slice(cfg, build_prompts(cfg, tokenizer, prompts_path), watermarked, prompts_path)
         wm, kwargs = _sampling_kwargs(cfg, key, vocab_size)
         desc = "generate (watermarked)" if watermarked else "generate (plain)"
         with cpu_threads(cfg, model):
@@ -297,6 +283,24 @@ def generate(
         return counts
 
     return run_stage("generate", stage_config(cfg, watermarked), build, inputs, root, key_fingerprint=fingerprint)
+
+
+def _prompt_slice(cfg: GenerateConfig, pool: list[Prompt], watermarked: bool, source: Path) -> tuple[int, list[Prompt]]:
+    """This set's part of the shared prompt pool (the watermarked set first, then the plain one) and where it
+    starts; EmptyDatasetError, naming the field, when the pool is too short or the set is empty."""
+    total = cfg.n_watermarked + cfg.n_plain
+    if len(pool) < total:  # both sets share one pool: fail before the first (long) generation, naming the field
+        short = len(pool) < cfg.n_watermarked
+        name, first, last = ("n_watermarked", 0, cfg.n_watermarked) if short else ("n_plain", cfg.n_watermarked, total)
+        raise EmptyDatasetError(
+            f"generate.{name}: needs prompts {first}..{last} of the pool but {source} gives only {len(pool)}"
+        )
+    lo, hi = (0, cfg.n_watermarked) if watermarked else (cfg.n_watermarked, total)
+    chosen = pool[lo:hi]
+    if not chosen:
+        field_name = "generate.n_watermarked" if watermarked else "generate.n_plain"
+        raise EmptyDatasetError(f"{field_name}: is 0, so this set would be empty")
+    return lo, chosen
 
 
 def _features() -> datasets.Features:
