@@ -97,6 +97,9 @@ class MLflowRecorder(SweepCallback, ResumeSource):
             record = self.tracker.load_dict(run.info.run_id, RECORD_ARTIFACT)
             if record is None or record.get("error"):
                 continue
+            if run.info.status == "RUNNING" and run.data.tags.get("sweep_id") == self.sweep_id:
+                # A driver killed between the complete tag and the run's end left it RUNNING: end it now.
+                self.tracker.finish(run.info.run_id, "FINISHED")
             outcome = TrialOutcome.from_record(record)
             outcome.label = self._labels.get(trial_id, outcome.label)
             if run.data.tags.get("sweep_id") != self.sweep_id:
