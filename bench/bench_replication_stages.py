@@ -87,6 +87,7 @@ def main() -> None:
     from radio.replication.synthetic import SyntheticCorpusConfig, build_synthetic_corpus
     from radio.replication.t2i import TinyT2I, TinyT2IConfig
     from radio.replication.thresholds import cluster_thresholds, score_generations
+    from sweeps.audits.replication.config import load_preset
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,8 +95,10 @@ def main() -> None:
         seconds = _timed(lambda: build_synthetic_corpus(root / "corpus", SyntheticCorpusConfig(), seed=0))
         rows.append({"stage": "corpus draw (default, 3,210 images)", "count": 1, "s": seconds})
         corpus = load_corpus(root / "corpus")
+        # "default" is the tiny preset's recipe (16 pixels since 2026-12); variants override it.
+        base = replace(TinyT2IConfig.from_dict(dict(load_preset("tiny").model.t2i)), threads=args.threads)
         loaded: dict[str, np.ndarray] = {}
-        seconds = _timed(lambda: loaded.setdefault("images", corpus.load_images(size=32)))
+        seconds = _timed(lambda: loaded.setdefault("images", corpus.load_images(size=base.image_size)))
         images = loaded["images"]
         rows.append({"stage": "load training images (PNG -> array)", "count": 1, "s": seconds})
         np.save(root / "images.npy", images)
@@ -103,10 +106,9 @@ def main() -> None:
         rows.append({"stage": "np.load training array (worker)", "count": 1, "s": seconds})
         captions = corpus.captions
 
-        base = TinyT2IConfig()
         variants = {"default": base, **{v: replace(base, **_parse_variant(v)) for v in args.variants}}
         per_step: dict[str, list[float]] = {name: [] for name in variants}
-        sized = {32: images}  # a variant may change image_size: the corpus is resized for it once
+        sized = {base.image_size: images}  # a variant may change image_size: the corpus is resized for it once
         for cfg in variants.values():
             if cfg.image_size not in sized:
                 sized[cfg.image_size] = corpus.load_images(size=cfg.image_size)
