@@ -106,12 +106,24 @@ def from_dict(cls: type[T], data: Any, where: str | None = None) -> T:
         raise ConfigError(f"{where}: {err}") from err
 
 
+# Field metadata of an option added after caches existed: left out of `to_dict` at its default, so that adding it
+# changes no stage hash or trial id of an earlier sweep.
+OMIT_AT_DEFAULT = {"omit_at_default": True}
+
+
+def _kept(value: Any, f: dataclasses.Field) -> bool:
+    return not (f.metadata.get("omit_at_default") and getattr(value, f.name) == f.default)
+
+
 def to_dict(config: Any) -> dict[str, Any]:
-    """Plain-JSON view of a config dataclass (paths as strings, tuples as lists), for hashing and logging."""
+    """Plain-JSON view of a config dataclass (paths as strings, tuples as lists), for hashing and logging.
+
+    Fields declared with `metadata=OMIT_AT_DEFAULT` are left out while they hold their default.
+    """
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if _kept(value, f)}
         if isinstance(value, dict):
             return {str(k): plain(v) for k, v in value.items()}
         if isinstance(value, list | tuple):

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from radio.cache import StageOutput, run_stage
-from radio.config import require, to_dict
+from radio.config import ConfigError, require, to_dict
 from radio.data.dedup import dedup_answers
 from radio.data.prompts import Prompt, instruction_prompts, opening_prompts, prompt_pool, read_prompt_texts
 from radio.inputs import input_digest
@@ -105,6 +105,8 @@ def build_prompts(cfg: GenerateConfig, tokenizer: PreTrainedTokenizerBase, promp
         # A corpus split continues text; an instruction file gets the chat template when the tokenizer has one.
         is_corpus = (prompts_path / "dataset_info.json").is_file() and prompts_path.name == "heldout"
         style = "opening" if is_corpus else ("chat" if getattr(tokenizer, "chat_template", None) else "instruction")
+    if style == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise ConfigError("generate.prompt_style: 'chat' but the model's tokenizer has no chat template")
     if style == "opening":
         prompts = opening_prompts(texts, tokenizer, cfg.prompt_tokens)
     else:

@@ -15,10 +15,15 @@ from radio.data.mix import MixConfig, make_mix
 from radio.data.prepare import Prepared
 
 
-def default_prompts(prepared: Prepared) -> Path:
-    """The prompt source of the tiny bases: the held-out split of the prepared corpus."""
+def default_prompts(prepared: Prepared, style: str = "auto", root: Path | None = None) -> Path:
+    """The prompt source of the tiny bases: the held-out split of the prepared corpus, or for `style="chat"` the
+    instruction file made from it (`radio.data.instructions`: the paper's instruction file in miniature)."""
     if prepared.corpus_dir is None:
         raise FileNotFoundError("generate.prompts: local base models have no corpus; give generate.prompts a file")
+    if style == "chat":
+        from radio.data.instructions import FILE_NAME, build_instructions
+
+        return build_instructions(prepared.corpus_dir, prepared.hashes["corpus"], root).path / FILE_NAME
     return prepared.corpus_dir / "heldout"
 
 
@@ -30,7 +35,7 @@ def generate_sets(
     model_dir: Path | None = None,
 ) -> tuple[StageOutput, StageOutput]:
     """A's watermarked and plain sets (model `model_dir` instead of base A when given)."""
-    prompts = cfg.prompts if cfg.prompts is not None else default_prompts(prepared)
+    prompts = cfg.prompts if cfg.prompts is not None else default_prompts(prepared, cfg.prompt_style, root)
     return generate_pair(cfg, model_dir or prepared.base_a_dir, key, root, prompts)
 
 

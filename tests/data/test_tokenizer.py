@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from radio.config import ConfigError
+from radio.config import ConfigError, to_dict
+from radio.data.corpus import stdlib_code, stdlib_docstrings
 from radio.data.tokenizer import TokenizerConfig, encode_document, train_tokenizer
 from radio.models import load_tokenizer
 
@@ -40,3 +41,35 @@ def test_training_is_deterministic() -> None:
 def test_vocab_floor_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"tokenizer.vocab_size"):
         TokenizerConfig(vocab_size=100)
+
+
+def test_chat_template_wraps_a_user_turn_as_llama_2(tmp_path: Path) -> None:
+    tokenizer = train_tokenizer(TEXTS, TokenizerConfig(vocab_size=400, min_frequency=1, chat=True))
+    tokenizer.save_pretrained(str(tmp_path / "tok"))
+    again = load_tokenizer(tmp_path / "tok")  # the template travels with the saved folder
+    text = again.apply_chat_template(
+        [{"role": "user", "content": "Sort the list."}], add_generation_prompt=True, tokenize=False
+    )
+    assert text == "<s>[INST] Sort the list. [/INST]"
+    turn = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+    assert again.apply_chat_template(turn, tokenize=False) == "<s>[INST] Q [/INST] A</s>"
+    assert train_tokenizer(TEXTS, TokenizerConfig(vocab_size=400, min_frequency=1)).chat_template is None
+
+
+def test_options_at_their_default_leave_the_stage_hash_as_before() -> None:
+    # The stage config of every tokenizer built before `code` and `chat` existed: its cached stage keeps its hash.
+    assert to_dict(TokenizerConfig()) == {"vocab_size": 2048, "min_frequency": 2}
+    assert to_dict(TokenizerConfig(code=True, chat=True)) == {
+        "vocab_size": 2048,
+        "min_frequency": 2,
+        "code": True,
+        "chat": True,
+    }
+
+
+def test_stdlib_code_has_no_docstring() -> None:
+    files = stdlib_code()
+    assert len(files) > 100
+    doc = stdlib_docstrings()[0]  # a module's docstring, cut from its file
+    assert not any(doc in source for source in files)
+    assert any("def " in source for source in files)

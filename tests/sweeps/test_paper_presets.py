@@ -21,8 +21,7 @@ ONLY_PAPER = {
     "models.13b",
     "prepare.base_a",  # paths: A and B as local HF folders
     "prepare.base_b",
-    "generate.prompts",  # paths: the local instruction file and its field
-    "generate.prompt_field",
+    "generate.prompts",  # paths: the local instruction file (paper-mini's is made from its held-out split)
     "detect.amp",  # GPU autocast
 }
 ONLY_MINI = {
@@ -55,6 +54,8 @@ def test_paper_mini_has_the_papers_keys() -> None:
     assert mini["finetune"]["zero_stage"] == 3 and mini["resources"]["trial"]["workers"] == 2
     assert set(mini["grid"]["vary"]["method"]) == {"full", "lora"}
     assert mini["prepare"]["tokenizer"]["vocab_size"] == 32000
+    assert mini["generate"]["prompt_style"] == paper["generate"]["prompt_style"] == "chat"
+    assert mini["generate"]["prompt_field"] == paper["generate"]["prompt_field"]
 
 
 def test_paper_dry_run_on_a_cpu_machine_names_the_resources() -> None:
