@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from radio.cache import StageOutput, run_stage
+from radio.inputs import input_digest
 
 FILE_NAME = "instructions.jsonl"
 FIELD = "instruction"
@@ -40,8 +41,8 @@ def instruction_texts(documents: list[str]) -> list[str]:
     return out
 
 
-def build_instructions(corpus_dir: Path, corpus_hash: str, root: Path | None = None) -> StageOutput:
-    """The cached instruction file of the corpus at `corpus_dir` (its `heldout` split)."""
+def build_instructions(corpus_dir: Path, root: Path | None = None) -> StageOutput:
+    """The cached instruction file of the corpus stage at `corpus_dir` (its `heldout` split)."""
     from radio.data.corpus import load_split
 
     def build(out: Path) -> dict[str, int]:
@@ -54,4 +55,4 @@ def build_instructions(corpus_dir: Path, corpus_hash: str, root: Path | None = N
         return {"instructions": len(texts)}
 
     config = {"templates": list(TEMPLATES), "min_summary_chars": MIN_SUMMARY_CHARS}
-    return run_stage("instructions", config, build, inputs={"corpus": corpus_hash}, root=root)
+    return run_stage("instructions", config, build, inputs={"corpus": input_digest(corpus_dir, "corpus")}, root=root)

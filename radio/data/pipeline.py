@@ -23,7 +23,7 @@ def default_prompts(prepared: Prepared, style: str = "auto", root: Path | None =
     if style == "chat":
         from radio.data.instructions import FILE_NAME, build_instructions
 
-        return build_instructions(prepared.corpus_dir, prepared.hashes["corpus"], root).path / FILE_NAME
+        return build_instructions(prepared.corpus_dir, root).path / FILE_NAME
     return prepared.corpus_dir / "heldout"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -26,11 +27,13 @@ def test_one_instruction_per_usable_summary_line() -> None:
 
 
 def test_chat_style_prompts_come_from_the_stage(prepared: Prepared, cache_root: Path) -> None:
+    # As a sweep's data stage builds it: the prepared folders without their hashes
+    prepared = dataclasses.replace(prepared, hashes={})
     path = default_prompts(prepared, "chat", cache_root)
     assert path.name == FILE_NAME and path.is_file()
     texts = read_prompt_texts(path, FIELD)
     assert texts and all(any(t.startswith(tpl.split("{")[0]) for tpl in TEMPLATES) for t in texts)
     assert json.loads(path.read_text().splitlines()[0]).keys() == {FIELD}
-    again = build_instructions(prepared.corpus_dir, prepared.hashes["corpus"], cache_root)  # type: ignore[arg-type]
+    again = build_instructions(prepared.corpus_dir, cache_root)  # type: ignore[arg-type]
     assert again.cached and again.path == path.parent
     assert default_prompts(prepared, "auto", cache_root) == prepared.corpus_dir / "heldout"  # type: ignore[operator]
