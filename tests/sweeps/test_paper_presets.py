@@ -29,6 +29,8 @@ ONLY_MINI = {
     "prepare.corpus",
     "prepare.tokenizer",
     "prepare.pretrain",
+    "finetune.warmup_ratio",  # sizes: a model trained from scratch a few hundred steps needs warm-up and replay
+    "finetune.replay_ratio",  # of clean text to keep its held-out perplexity; a 7B chat model is fine-tuned as is
     "finetune.lora_dropout",  # 0, so that LoRA on 2 workers is the 1-worker run (no per-rank dropout masks)
     "detect.utility_answers",  # sizes: fewer held-out answers than the default
 }
