@@ -26,6 +26,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+# A long build reports how far it is by appending lines to the file this variable names (set by whoever runs the
+# build, e.g. the sweep engine, which relays the newest line to its live view). In the environment, so that it
+# reaches the processes a build spawns and no stage's signature or hashed config changes.
+PROGRESS_ENV = "SWEEP_STAGE_PROGRESS"
+
+
+def progress_file() -> Path | None:
+    """Inside a stage build whose runner asked for progress: the file to append progress lines to, else None."""
+    value = os.environ.get(PROGRESS_ENV)
+    return Path(value) if value else None
 
 
 def config_hash(config: Mapping[str, Any], inputs: Mapping[str, str] | None = None) -> str:

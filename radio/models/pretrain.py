@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from radio.config import require
+from radio.progress import Throttle, build_progress, format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ def _train(
     tokens_per_step = cfg.batch_size * cfg.block_size
     start = time.perf_counter()
     progress = tqdm(range(cfg.steps), desc=desc, unit="step", mininterval=2.0)
+    live, throttle = build_progress(), Throttle()  # the sweep's live view, when a stage build runs this
     for step in progress:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, cfg)
@@ -130,6 +132,11 @@ def _train(
         )
         if (step + 1) % 100 == 0:
             log.info("%s step %d/%d loss %.3f", desc, step + 1, cfg.steps, sum(recent) / len(recent))
+        if live is not None and (throttle.due() or step + 1 == cfg.steps):
+            eta = format_seconds(elapsed / (step + 1) * (cfg.steps - step - 1))
+            rate = tokens_per_step * (step + 1) / elapsed
+            mean = sum(recent) / len(recent)
+            live(f"{desc}: step {step + 1}/{cfg.steps} loss {mean:.3f} {rate:,.0f} tok/s ETA {eta}")
     wall = time.perf_counter() - start
     stats = {
         "train_loss": round(sum(recent) / len(recent), 4),  # mean of the last 20 steps: less noisy than one batch

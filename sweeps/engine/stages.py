@@ -3,7 +3,7 @@
 A stage instance lives in the stage store (package `stagestore`) under `<cache root>/<stage>/<hash of config and
 inputs>`; trials and evaluations receive the folders by stage name.
 
-A long build (a model's training) can report how far it is: while it runs, `stage_progress_file()` names a file
+A long build (a model's training) can report how far it is: while it runs, `stagestore.progress_file()` names a file
 (`<cache root>/<stage>/.progress-<hash>.log`) where it appends one line per update, and the plan relays the newest
 line to the sweep's live view every `progress_every_s` seconds.
 """
@@ -18,16 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from stagestore import StageOutput, config_hash, find_complete, run_stage
+from stagestore import PROGRESS_ENV, StageOutput, config_hash, find_complete, run_stage
 from sweeps.engine.errors import ConfigError, StageBuildError, first_line
 from sweeps.engine.grid import Trial
 from sweeps.engine.resources import Resources
 
 log = logging.getLogger(__name__)
-
-# The build's progress file travels in the environment of the process that runs the build (a Ray task or the
-# driver), so a stage's signature and its hashed config stay as they are.
-PROGRESS_ENV = "SWEEP_STAGE_PROGRESS"
 
 StageBuild = Callable[[Path, Mapping[str, Any], Mapping[str, Path]], Mapping[str, Any] | None]
 
@@ -159,7 +155,7 @@ class StagePlan:
 
         `progress` receives one line per stage that has something to build, before and after the build, and on
         Ray, at most every `progress_every_s` seconds, the newest line each running build wrote to its progress
-        file (see `stage_progress_file`).
+        file (see `stagestore.progress_file`).
         """
         per_stage: dict[str, tuple[int, int]] = {}
         for name, instances in self.by_stage().items():
@@ -236,12 +232,6 @@ def progress_file(root: Path, stage: str, digest: str) -> Path:
     """Where the build of `stage` instance `digest` appends its progress lines (outside the instance's folder,
     which the stage store only creates when the build completes)."""
     return Path(root) / stage / f".progress-{digest}.log"
-
-
-def stage_progress_file() -> Path | None:
-    """Inside a stage build: the file to append progress lines to (one per update), or None outside a build."""
-    value = os.environ.get(PROGRESS_ENV)
-    return Path(value) if value else None
 
 
 def _last_line(path: Path) -> str:

@@ -6,7 +6,8 @@ import math
 import pickle
 from pathlib import Path
 
-from radio.replication.t2i.progress import LineFile, TrainingProgress, format_seconds
+from radio.progress import LineFile, Throttle, format_seconds
+from radio.replication.t2i.progress import TrainingProgress
 
 
 def test_rate_and_eta_count_only_the_steps_run_here() -> None:
@@ -33,3 +34,13 @@ def test_line_file_appends_and_pickles(tmp_path: Path) -> None:
     sink("a")
     sink("b")
     assert (tmp_path / "p.txt").read_text() == "a\nb\n"
+
+
+def test_throttle_reports_at_most_once_per_interval() -> None:
+    now = [0.0]
+    throttle = Throttle(every_s=10.0, clock=lambda: now[0])
+    seen = []
+    for t in (0.0, 3.0, 9.9, 10.0, 12.0, 25.0):
+        now[0] = t
+        seen.append(throttle.due())
+    assert seen == [True, False, False, True, False, True]

@@ -13,8 +13,8 @@ import pytest
 import torch
 from sweeps_testlib import ray_session  # noqa: F401  (a fixture: a local 2-CPU Ray with token auth)
 
+from radio.progress import LineFile
 from radio.replication.t2i import TinyT2I, TinyT2IConfig, checkpoint_dir, train_tiny_t2i
-from radio.replication.t2i.progress import LineFile
 from radio.replication.t2i.ray_train import load_training_data, save_training_data, train_tiny_t2i_on_ray
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from sweeps_testlib import ray_session  # noqa: F401  (a fixture: a local 2-CPU Ray with token auth)
 
+from stagestore import progress_file as stage_progress_file
 from sweeps.engine import Grid, Resources, Stage, StagePlan
-from sweeps.engine.stages import progress_file, stage_progress_file
+from sweeps.engine.stages import progress_file
 
 
 def build_slowly(out: Path, config, inputs) -> dict:

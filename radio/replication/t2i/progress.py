@@ -7,20 +7,11 @@ hands back the metrics (for `ray.train.report`) and one console line (for the lo
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
-def format_seconds(seconds: float) -> str:
-    """`95` -> `1m35s`, `3725` -> `1h02m`; `?` when unknown."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = round(seconds)
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+from radio.progress import format_seconds
 
 
 @dataclass
@@ -44,16 +35,3 @@ class TrainingProgress:
         metrics = {"step": float(step), "loss": float(loss), "steps_per_s": rate, "eta_s": eta}
         line = f"{self.name}: step {step}/{self.total} loss {loss:.4f} {rate:.2f} steps/s ETA {format_seconds(eta)}"
         return metrics, line
-
-
-@dataclass(frozen=True)
-class LineFile:
-    """A picklable progress sink: appends each line to `path` (a training worker on another process or node
-    writes where the caller reads)."""
-
-    path: str
-
-    def __call__(self, line: str) -> None:
-        """Append `line` and a newline."""
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(line + "\n")

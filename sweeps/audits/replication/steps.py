@@ -111,9 +111,8 @@ class Steps:
         corpus = load_corpus(inputs["corpus"])
         kept = np.load(Path(inputs["dedup"]) / KEPT)
         if _in_ray():
-            from radio.replication.t2i.progress import LineFile
+            from radio.progress import build_progress
             from radio.replication.t2i.ray_train import save_training_data, train_tiny_t2i_on_ray
-            from sweeps.engine.stages import stage_progress_file
 
             data = work / "data"
             if not (data / "images.npy").is_file():
@@ -129,7 +128,7 @@ class Steps:
                 storage_path=work / "ray",
                 name="train",
                 max_failures=1,
-                progress=LineFile(str(live)) if (live := stage_progress_file()) is not None else None,
+                progress=build_progress(),
             )
             if result is None:
                 raise RuntimeError(f"{trained}: training stopped before its last step")
