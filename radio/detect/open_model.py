@@ -175,14 +175,22 @@ def _top_m_dtype(width: int) -> torch.dtype:
 def _reduce_logits(logits: torch.Tensor, top_m: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """argmax of `logits` (..., V), and with `top_m` > 0 the top-m probabilities (fp16) and ids of its softmax.
 
-    The argmax is taken on the logits themselves, as without `top_m`, so the top-1 predictions are the same bits.
+    The top-1 prediction is the first maximal index, as `argmax` gives it, with or without `top_m`: the same bits.
+    On CPU `max(dim).indices` is about twice as fast as `argmax` at V = 32,000 (measured), and with `top_m` the
+    top-1 is the top-m pass's first column, except on rows whose two best logits tie (topk orders ties freely).
     """
-    top1 = logits.argmax(dim=-1)
     if not top_m:
-        return top1, None, None
+        return logits.max(dim=-1).indices, None, None
     values = logits.float()
     # sorted (most likely first), so that the first m' columns of a top-m pass are its top-m' (m' < m)
     top_values, top_ids = values.topk(min(top_m, values.shape[-1]), dim=-1, sorted=True)
+    if top_values.shape[-1] < 2:
+        top1 = values.max(dim=-1).indices  # one column cannot show a tie
+    else:
+        top1 = top_ids[..., 0].clone()
+        tied = top_values[..., 0] == top_values[..., 1]
+        if bool(tied.any()):
+            top1[tied] = values[tied].max(dim=-1).indices
     lse = torch.logsumexp(values, dim=-1, keepdim=True)
     probs = (top_values - lse).exp().to(torch.float16)
     return top1, probs, top_ids.to(_top_m_dtype(logits.shape[-1]))

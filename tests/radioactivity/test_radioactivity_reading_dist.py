@@ -22,7 +22,7 @@ from radio_soft import BigramModel, ContextModel, LearnedKeyModel, looped, water
 from scipy import stats
 
 from radio import Watermark, WatermarkConfig
-from radio.detect.open_model import ReadingPass, open_model_test, read_texts
+from radio.detect.open_model import ReadingPass, _reduce_logits, open_model_test, read_texts
 from radio.detect.open_model_dist import open_model_dist_test, window_mass
 from radio.detect.phi import build_phi
 from radio.detect.result import derive_key
@@ -81,6 +81,16 @@ def test_top_m_pass_keeps_the_argmax_and_the_sorted_softmax() -> None:
     assert rich.truncated(0).top_probs is None
     with pytest.raises(ValueError, match="top_m"):
         plain.truncated(2)
+
+
+def test_top1_is_the_first_maximal_index_with_or_without_top_m_even_on_ties() -> None:
+    logits = torch.randn(64, 500)
+    logits[::3, 7] = logits[::3, 400] = logits[::3].max() + 1.0  # rows whose two best logits tie: argmax takes 7
+    logits[1, :] = 0.0  # a row tied everywhere
+    expected = logits.argmax(dim=-1)
+    for top_m in (0, 1, 2, 8):
+        top1, _, _ = _reduce_logits(logits, top_m)
+        assert torch.equal(top1, expected), top_m
 
 
 def test_window_mass_is_the_mean_of_in_domain_top_m_probabilities() -> None:
