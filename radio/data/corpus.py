@@ -22,6 +22,7 @@ import random
 import sys
 import sysconfig
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,18 +71,29 @@ def _stdlib_files() -> list[Path]:
     return files
 
 
+# The nodes that carry a docstring.
+_DOCUMENTED = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def _stdlib_modules() -> Iterator[tuple[str, ast.Module]]:
+    """Source and syntax tree of every standard-library module that parses, in `_stdlib_files` order."""
+    for path in _stdlib_files():
+        try:
+            source = path.read_text(encoding="utf-8")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escape sequences in old modules
+                tree = ast.parse(source)
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue  # a few files are templates or use another encoding: not prose we need
+        yield source, tree
+
+
 def stdlib_docstrings() -> list[str]:
     """Module, class and function docstrings of the standard library, in a deterministic order."""
     docs = []
-    for path in _stdlib_files():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # invalid escape sequences in old modules
-                tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue  # a few files are templates or use another encoding: not prose we need
+    for _, tree in _stdlib_modules():
         for node in ast.walk(tree):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            if isinstance(node, _DOCUMENTED):
                 doc = ast.get_docstring(node, clean=True)
                 if doc:
                     docs.append(doc)
@@ -92,7 +104,7 @@ def _docstring_lines(tree: ast.Module) -> set[int]:
     """Line numbers (1-based) of every module, class and function docstring in `tree`."""
     lines: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+        if isinstance(node, _DOCUMENTED) and node.body:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 if isinstance(first.value.value, str):
@@ -107,14 +119,7 @@ def stdlib_code() -> list[str]:
     entries): docstrings are cut so that no held-out passage reaches the tokenizer through the code.
     """
     files = []
-    for path in _stdlib_files():
-        try:
-            source = path.read_text(encoding="utf-8")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree = ast.parse(source)
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
+    for source, tree in _stdlib_modules():
         cut = _docstring_lines(tree)
         files.append("\n".join(line for no, line in enumerate(source.splitlines(), 1) if no not in cut))
     return files
