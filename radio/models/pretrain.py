@@ -127,14 +127,12 @@ def _train(
         optimizer.zero_grad(set_to_none=True)
         recent = [*recent[-19:], loss.item()]
         elapsed = time.perf_counter() - start
-        progress.set_postfix(
-            loss=f"{recent[-1]:.3f}", tok_s=f"{tokens_per_step * (step + 1) / elapsed:,.0f}", refresh=False
-        )
+        rate = tokens_per_step * (step + 1) / elapsed
+        progress.set_postfix(loss=f"{recent[-1]:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
         if (step + 1) % 100 == 0:
             log.info("%s step %d/%d loss %.3f", desc, step + 1, cfg.steps, sum(recent) / len(recent))
         if live is not None and (throttle.due() or step + 1 == cfg.steps):
             eta = format_seconds(elapsed / (step + 1) * (cfg.steps - step - 1))
-            rate = tokens_per_step * (step + 1) / elapsed
             mean = sum(recent) / len(recent)
             live(f"{desc}: step {step + 1}/{cfg.steps} loss {mean:.3f} {rate:,.0f} tok/s ETA {eta}")
     wall = time.perf_counter() - start
