@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from radio.detect.open_model import _autocast, open_model_test, pack_texts, read_texts
+from radio.detect.open_model import autocast_context, open_model_test, pack_texts, read_texts
 from radio.detect.open_model_dist import open_model_dist_test, window_mass
 from radio.detect.result import derive_key
 from radio.device import resolve_device
@@ -39,7 +39,7 @@ def bare_forward(model: torch.nn.Module, chunks: torch.Tensor, batch_size: int, 
     """Seconds for the forward passes alone (logits of every batch, nothing kept)."""
     _sync(device)
     start = time.perf_counter()
-    with torch.inference_mode(), _autocast(device, None):
+    with torch.inference_mode(), autocast_context(device, None):
         for first in range(0, chunks.shape[0], batch_size):
             batch = chunks[first : first + batch_size].to(device, non_blocking=True)
             logits = model(input_ids=batch, use_cache=False).logits

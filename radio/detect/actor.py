@@ -139,6 +139,22 @@ class DetectionActor:
             )
         return self._phis[cache_key]
 
+    def reference_model(self, path: Path) -> Any:
+        """A reference model for the reading tests (loaded once, on B's device), checked to share B's tokenizer."""
+        from radio.models.loading import load_model, load_tokenizer, model_vocab_size, tokenizer_digest
+
+        def load() -> Any:
+            if not path.is_dir():
+                raise FileNotFoundError(f"reference {path}: folder not found")
+            if tokenizer_digest(load_tokenizer(path)) != tokenizer_digest(self.tokenizer):
+                raise ValueError(f"reference {path}: its tokenizer differs from B's ({self.model_dir})")
+            model = load_model(path, device=self.device)
+            if model_vocab_size(model) != self.vocab_size:
+                raise ValueError(f"reference {path}: logits width {model_vocab_size(model)}, B's is {self.vocab_size}")
+            return model
+
+        return self.cached(("reference-model", str(path)), load)
+
     # -- what the watermark settings share ------------------------------------------------------------------
     def watermark_for(self, spec: DetectionSpec) -> Watermark:
         """The correct watermark, or the `wrong_key_index`-th wrong key on the same public parameters."""

@@ -65,14 +65,14 @@ def answer_log_probs(
     amp: str | None = None,
 ) -> list[np.ndarray]:
     """log p_B(answer token | prompt, previous answer tokens) for every answer token, one array per sample."""
-    from radio.detect.open_model import _autocast, model_device
+    from radio.detect.open_model import autocast_context, model_device
 
     if len(prompts) != len(answers):
         raise ValueError(f"prompts: {len(prompts)} prompts for {len(answers)} answers")
     device = model_device(model)
     out: list[np.ndarray] = [np.zeros(0)] * len(answers)
     order = np.argsort([len(p) + len(a) for p, a in zip(prompts, answers, strict=True)], kind="stable")
-    with torch.inference_mode(), _autocast(device, amp):
+    with torch.inference_mode(), autocast_context(device, amp):
         for first in range(0, len(order), batch_size):
             rows = order[first : first + batch_size]
             seqs = [list(prompts[i]) + list(answers[i]) for i in rows]

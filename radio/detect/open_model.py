@@ -133,7 +133,8 @@ def pack_texts(
     return torch.from_numpy(flat).view(n_chunks, seq_len), doc, n_real
 
 
-def _autocast(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
+def autocast_context(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
+    """bf16 / fp16 autocast for a forward pass on CUDA (`amp` None: bf16 where supported); nothing on the CPU."""
     if device.type != "cuda" or amp == "none":
         return contextlib.nullcontext()
     if amp is None:
@@ -259,7 +260,7 @@ def reading_predictions(
     chunk = max(1, (1 << 22) // vocab) if isinstance(vocab, int) and vocab > 0 else 1024
     outputs, prob_parts, id_parts = [], [], []
     start = time.perf_counter()
-    with torch.inference_mode(), _autocast(device, amp):
+    with torch.inference_mode(), autocast_context(device, amp):
         for first in range(0, chunks.shape[0], batch_size):
             batch = chunks[first : first + batch_size].to(device, non_blocking=True)
             if parts is not None:

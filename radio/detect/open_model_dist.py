@@ -38,6 +38,15 @@ independence, <= under negative association), and Markov's inequality gives the 
 computed in log space by `radio.stats.chernoff` (the weights binned upwards: still an upper bound). The reported
 p-value is that bound: valid far in the tail, conservative near 0.05. No normal approximation is used.
 
+Reference-calibrated weights (setting `open-ref`, `reference=`). Most of B's mass on a green list is B's own
+language, the same whatever the key; what fine-tuning on watermarked text adds is a tilt of B's probabilities
+towards the tokens A's lists made frequent. With a reference model R that never saw the key (Alice's A, whose
+watermark is applied when it samples, or Bob's base model; `radio.detect.reference`), each position's weight is B's
+excess over R, max(p_B(v) - p_R(v), 0) for B's top-m ids v, aggregated per window as above (`weighting="sum"`
+by default there). The weights remain functions of B, R and the contexts, never of the key, so the argument above
+and its bound hold unchanged; R only removes the key-independent part of the weights. On the tiny default
+(rho = 0.1, unsupervised, A as R, measured) log10 p -9.2 against -2.4 without R and -2.2 for the top-1 test.
+
 Counts: `n_seen` tokens read, `n_eligible` eligible positions, `n_scored` distinct windows (lists) scored; the
 result's `h0` also gives the number of (window, token) terms, the scored mass and the mean of T under H0.
 """
@@ -64,6 +73,7 @@ from radio.watermark.hashing import ThreeBricksHasher
 
 WEIGHTINGS = ("mean", "sum", "sqrt")
 SETTING = "open-dist"
+REFERENCE_SETTING = "open-ref"
 # Which null draws each scheme's per-token score is under H0 (KGW: green indicator; Aaronson: -log(1 - r)).
 NULL_DRAWS = {"kgw": "bernoulli", "aaronson": "exponential"}
 LN10 = math.log(10.0)
@@ -110,6 +120,7 @@ class WindowMass:
     top_m: int
     weighting: str
     mass_covered: float
+    reference: bool = False
 
     @property
     def n_lists(self) -> int:
@@ -147,6 +158,7 @@ class WindowMass:
             "n_terms": int(self.weight.shape[0]),
             "mass_scored": float(self.weight.sum()),
             "mass_covered": round(self.mass_covered, 6),
+            "reference": self.reference,
         }
 
 
@@ -157,10 +169,13 @@ def window_mass(
     phi: Phi | None = None,
     in_sequence_exclusion: bool = True,
     weighting: str = "mean",
+    reference: torch.Tensor | None = None,
 ) -> WindowMass:
     """Aggregate B's stored top-m probabilities of the eligible positions per distinct window (see the module).
 
-    Uses only the public parameters of `wm` (vocabulary domain, k, hashing), never its key.
+    `reference` (n, m): a reference model's probabilities of the same ids at the same positions
+    (`radio.detect.reference.reference_probs`); the weights are then B's excess over it. Uses only the public
+    parameters of `wm` (vocabulary domain, k, hashing), never its key.
     """
     if reading.k != wm.k:
         raise ValueError(f"reading pass has windows of k={reading.k} but the watermark has k={wm.k}")
@@ -168,6 +183,8 @@ def window_mass(
         raise ValueError("reading pass: read with top_m > 0 (read_texts(..., top_m=m)) for the distribution test")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting: must be one of {list(WEIGHTINGS)}, got {weighting!r}")
+    if reference is not None and tuple(reference.shape) != tuple(reading.top_probs.shape):
+        raise ValueError(f"reference: shape {tuple(reference.shape)}, B's top-m {tuple(reading.top_probs.shape)}")
     eligible = eligible_positions(wm, reading, phi, in_sequence_exclusion).numpy()  # the top-1 test's rule
     where = np.flatnonzero(eligible)
     windows = reading.windows.numpy()[where]
@@ -179,6 +196,9 @@ def window_mass(
     probs = reading.top_probs.numpy()[where].astype(np.float64)
     keep = (ids < wm.vocab_size) & (probs > 0.0)
     mass_covered = float(np.where(keep, probs, 0.0).sum() / max(where.size, 1))
+    if reference is not None:  # B's excess over the reference (a weight of 0 adds nothing to T)
+        probs = np.maximum(probs - reference.numpy()[where].astype(np.float64), 0.0)
+        keep &= probs > 0.0
     entry_key = (lists[:, None] * wm.vocab_size + ids)[keep]
     codes, uniques = pd.factorize(entry_key)
     mass = np.bincount(codes, weights=probs[keep], minlength=uniques.size)
@@ -197,6 +217,7 @@ def window_mass(
         top_m=reading.top_m,
         weighting=weighting,
         mass_covered=mass_covered,
+        reference=reference is not None,
     )
 
 
@@ -229,12 +250,13 @@ def open_model_dist_test(
     """One pooled distribution-based open-model test of `reading` under `wm`; see the module docstring.
 
     `mass`: the key-independent aggregation from `window_mass` (pass it to reuse it across keys; it must come from
-    the same reading, phi, exclusion and weighting).
+    the same reading, phi, exclusion and weighting). A mass built with a reference makes this the `open-ref` test.
     """
     start = time.perf_counter()
     draws = _draws(wm)
     if mass is None:
         mass = window_mass(wm, reading, phi=phi, in_sequence_exclusion=in_sequence_exclusion, weighting=weighting)
+    setting = REFERENCE_SETTING if mass.reference else SETTING
     p = wm.threshold if draws == "bernoulli" else 0.0
     scores = keyed_scores(wm, mass)
     contributions = mass.weight * scores
@@ -254,6 +276,7 @@ def open_model_dist_test(
         "mass_scored": profile.total,
         "lambda": lam,
         **({"p_green": p} if draws == "bernoulli" else {}),
+        **({"weights": "B's excess over a key-free reference model, max(p_B - p_R, 0)"} if mass.reference else {}),
     }
     detection = DetectionResult(
         statistic=statistic,
@@ -271,7 +294,7 @@ def open_model_dist_test(
         mid_p=False,
         key_fingerprint=wm.fingerprint,
         h0=h0,
-        test=SETTING,
+        test=setting,
     )
     stops, profiles = mass.curve_stops(curve_points)
     cumulative = np.concatenate([[0.0], np.cumsum(contributions)]) if profiles else np.zeros(1)
@@ -282,7 +305,7 @@ def open_model_dist_test(
     wall = reading.wall_s + time.perf_counter() - start
     return RadioactivityResult(
         detection=detection,
-        setting=SETTING,
+        setting=setting,
         supervised=supervised,
         control=control,
         in_sequence_exclusion=in_sequence_exclusion,

@@ -139,8 +139,15 @@ def prefix_profiles(
 
 
 def _psi_bernoulli(x: NDArray[np.float64], p: float) -> NDArray[np.float64]:
-    """log(1 - p + p e^x) - p x (>= 0 and increasing for x >= 0); a series where the difference would cancel."""
-    exact = np.log1p(p * np.expm1(x)) - p * x
+    """log(1 - p + p e^x) - p x (>= 0 and increasing for x >= 0); a series where the difference would cancel.
+
+    For large x (a statistic near the largest value T can take puts the minimiser far out) the log-sum-exp form,
+    which does not overflow.
+    """
+    with np.errstate(over="ignore"):
+        moderate = np.log1p(p * np.expm1(np.minimum(x, 30.0))) - p * x
+    large = np.logaddexp(math.log1p(-p), math.log(p) + x) - p * x
+    exact = np.where(x < 30.0, moderate, large)
     q = p * (1.0 - p)
     series = x * x * (q / 2.0 + x * (q * (1.0 - 2.0 * p) / 6.0 + x * q * (1.0 - 6.0 * q) / 24.0))
     return np.where(x < 1e-4, series, exact)

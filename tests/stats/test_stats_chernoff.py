@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -36,6 +37,16 @@ def test_all_green_is_the_exact_probability_and_equal_exponentials_the_gamma_bou
         bound, _ = chernoff_log_sf(t, WeightProfile.of(np.ones(1000)), "exponential")
         assert bound == pytest.approx(-1000 * (x - 1 - math.log(x)), rel=1e-9)
         assert bound >= log_gamma_sf(t, 1000)
+
+
+def test_all_green_with_uneven_weights_is_far_in_the_tail_not_clamped_to_one() -> None:
+    """T = sum a with binned (upper-edge) weights puts the minimiser far out: the bound must not overflow to 1."""
+    a = np.exp(np.random.default_rng(0).normal(-4.0, 3.0, size=2000)).clip(max=1.0)  # weights over many decades
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        bound, lam = chernoff_log_sf(float(a.sum()), WeightProfile.of(a), "bernoulli", 0.25)
+    unbinned = -lam * a.sum() + np.logaddexp(math.log1p(-0.25), math.log(0.25) + lam * a).sum()  # same lambda
+    assert lam > 1e3 and unbinned <= bound < -2000  # binned upwards: above the exact exponent; P(T = sum a) = 0.25^2000
 
 
 def _exact_unbinned(a: np.ndarray, t: float, draws: str, p: float = 0.25) -> float:

@@ -18,6 +18,7 @@ TESTS = {  # name: (setting, supervised, phi_size)
     "mia": ("mia", True, None),
     "mia-d0": ("mia", False, None),
     "open-unsupervised-dist": ("open-dist", False, 0),
+    "open-unsupervised-ref": ("open-ref", False, 0),
 }
 
 
@@ -119,3 +120,29 @@ def test_distribution_claim_sets_the_soft_test_beside_the_top1_test_of_the_same_
     )
     worse = _rows({"open-unsupervised": _line((-3, -10, -30)), "open-unsupervised-dist": _line((-2.8, -9, -25))})
     assert _table(worse).loc["distribution-based reading beats top-1 reading", "verdict"] == "does not hold"
+
+
+def test_reference_claims_set_the_excess_test_beside_top1_and_read_its_small_rho_power() -> None:
+    better = _rows(
+        {
+            "open-unsupervised": _line((-3, -10, -30)),
+            "open-unsupervised-dist": _line((-2.8, -9, -25)),
+            "open-unsupervised-ref": _line((-9, -25, -70)),
+        }
+    )
+    table = _table(better)
+    assert table.loc["reference-calibrated reading beats top-1 reading", "verdict"] == "holds"
+    assert table.loc["reference-calibrated reading beats top-1 reading", "ours"].startswith("open-unsupervised-ref")
+    # the paper's claim stays on the paper's test; radio's own row reads the reference-calibrated one
+    assert table.loc["open unsupervised detects small rho", "verdict"] == "does not hold"
+    small = table.loc["open unsupervised detects small rho, reference-calibrated"]
+    assert small["verdict"] == "holds" and small["ours"] == "open-unsupervised-ref: rho=0.1 reaches p<1e-5 (-9.0)"
+    assert table.loc["distribution-based reading beats top-1 reading", "verdict"] == "does not hold"
+    worse = _rows({"open-unsupervised": _line((-6, -10, -30)), "open-unsupervised-ref": _line((-2, -9, -25))})
+    table = _table(worse)
+    assert table.loc["reference-calibrated reading beats top-1 reading", "verdict"] == "does not hold"
+    assert table.loc["open unsupervised detects small rho, reference-calibrated", "verdict"] == "does not hold"
+    assert (
+        "reference-calibrated reading beats top-1 reading"
+        not in _table(_rows({"open-unsupervised": _line((-3, -10, -30))})).index
+    )

@@ -15,6 +15,7 @@ TESTS = {  # name: (setting, supervised, phi_size)
     "open-unsupervised": ("open", False, 0),
     "closed-supervised-phi": ("closed", True, 40),
     "mia": ("mia", True, 0),
+    "open-unsupervised-ref": ("open-ref", False, 0),
 }
 
 
@@ -136,3 +137,20 @@ def test_an_axis_moved_only_by_extra_points_gets_its_table_where_they_sit() -> N
     assert table.loc["aaronson", "open-unsupervised mean"] == -9.0
     assert report.captions["ablation_scheme"].endswith("Other axes at the base point except k=4.")
     assert report.tables["ablation_k"]["k"].tolist() == [1, 4]  # KGW only: the scheme held at the base
+
+
+def test_radios_reading_tests_stand_beside_the_papers_top1_rows() -> None:
+    grid = _grid(load_preset("tiny"))
+    values = {
+        ("open-unsupervised", 0.0): -0.2,
+        ("open-unsupervised", 0.05): -1.0,
+        ("open-unsupervised-ref", 0.0): -0.4,
+        ("open-unsupervised-ref", 0.05): -6.0,
+    }
+    table = build_report(_frame(values, dict(grid.base)), grid).tables["reproduction"]
+    headline = table[table["paper"].str.startswith("p < 1e-5 at rho = 5%")].set_index("test")
+    assert list(headline.index) == ["open-unsupervised", "open-unsupervised-ref"]  # the paper's test first
+    assert headline.loc["open-unsupervised", "verdict"] == "not reproduced"
+    assert headline.loc["open-unsupervised-ref", "verdict"] == "reproduced"
+    uniform = table[table["paper"].str.startswith("p uniform") & (table["test"] == "open-unsupervised-ref")]
+    assert uniform.iloc[0]["verdict"] == "reproduced"

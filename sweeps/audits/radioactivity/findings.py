@@ -121,18 +121,27 @@ def _rho_trend(ev: Evidence) -> Verdict | None:
     return f"{ev.headline_test}: {_fmt(values)}", verdict
 
 
-def _small_rho(ev: Evidence) -> Verdict | None:
-    values = ev.per_rho(ev.headline_test) if ev.headline_test else pd.Series(dtype=float)
+def _small_rho_of(ev: Evidence, test: str | None) -> Verdict | None:
+    """Does `test` reach p < 1e-5 at rho = 5% and 10%, and if not, how many tokens short."""
+    values = ev.per_rho(test) if test else pd.Series(dtype=float)
     at = values[values.index.isin([0.05, 0.1])]
     if len(values) < 2 or not len(at):
         return None
     hit = "; ".join(
         f"rho={r:g} {'reaches' if v <= TARGET else 'misses'} p<1e-5 "
-        f"({v:.1f}{_shortfall(ev.tests, ev.base, str(ev.headline_test), r, v)})"
+        f"({v:.1f}{_shortfall(ev.tests, ev.base, str(test), r, v)})"
         for r, v in at.items()
     )
     verdict = "holds" if (at <= TARGET).all() else ("partly" if (at <= TARGET).any() else "does not hold")
-    return f"{ev.headline_test}: {hit}", verdict
+    return f"{test}: {hit}", verdict
+
+
+def _small_rho(ev: Evidence) -> Verdict | None:
+    return _small_rho_of(ev, ev.headline_test)
+
+
+def _small_rho_reference(ev: Evidence) -> Verdict | None:
+    return _small_rho_of(ev, _pick(ev.kinds, setting="open-ref", supervised=False, phi=False))
 
 
 def _pair_verdict(ev: Evidence, pair: tuple[str, str] | None) -> Verdict | None:
@@ -172,13 +181,21 @@ def _phi(ev: Evidence) -> Verdict | None:
     return None
 
 
-def _distribution(ev: Evidence) -> Verdict | None:
-    """The distribution-based reading test against the paper's top-1 reading test, same supervision and phi."""
-    for _, row in ev.kinds[ev.kinds["setting"] == "open-dist"].iterrows():
+def _beats_top1(ev: Evidence, setting: str) -> Verdict | None:
+    """The first test of `setting` against the paper's top-1 reading test of the same supervision and phi."""
+    for _, row in ev.kinds[ev.kinds["setting"] == setting].iterrows():
         top1 = _pick(ev.kinds, setting="open", supervised=row["supervised"], phi=row["phi"])
         if top1:
             return _pair_verdict(ev, (str(row["test"]), top1))
     return None
+
+
+def _distribution(ev: Evidence) -> Verdict | None:
+    return _beats_top1(ev, "open-dist")
+
+
+def _reference(ev: Evidence) -> Verdict | None:
+    return _beats_top1(ev, "open-ref")
 
 
 def _window(ev: Evidence) -> Verdict | None:
@@ -240,6 +257,18 @@ CLAIMS: tuple[Claim, ...] = (
         "distribution-based reading beats top-1 reading",
         "(not in the paper: radio's open-dist test against the paper's top-1 reading test)",
         _distribution,
+        optional=True,
+    ),
+    Claim(
+        "reference-calibrated reading beats top-1 reading",
+        "(not in the paper: radio's open-ref test, B's excess over A, against the paper's top-1 reading test)",
+        _reference,
+        optional=True,
+    ),
+    Claim(
+        "open unsupervised detects small rho, reference-calibrated",
+        "p < 1e-5 at rho = 5% (open, unsupervised; here with radio's open-ref test)",
+        _small_rho_reference,
         optional=True,
     ),
     Claim("smaller k is more radioactive", "radioactivity falls as k grows (Fig. 6)", _window),

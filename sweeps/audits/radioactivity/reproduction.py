@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from sweeps.audits.radioactivity.config import AblationConfig
 
 NOT_IN_SWEEP = "not in this sweep"
+# radio's own reading tests, listed beside the paper's top-1 reading test ("open") of the same supervision
+SAME_KIND = {"open-dist": "open", "open-ref": "open"}
 UNIFORM_MEAN_LOG10P = -1.0 / math.log(10.0)  # E[log10 U] for U uniform on (0, 1)
 
 
@@ -76,7 +78,8 @@ def reproduction_table(kinds: pd.DataFrame, at_base_rho: pd.DataFrame) -> pd.Dat
     fine-tuned models only) and the test kinds (`kinds`: test, setting, supervised, phi)."""
     rows: list[dict[str, Any]] = []
     for figure in PAPER:
-        matching = kinds[(kinds["setting"] == figure.setting) & (kinds["supervised"] == figure.supervised)]
+        kind_of = kinds["setting"].map(lambda setting: SAME_KIND.get(setting, setting))
+        matching = kinds[(kind_of == figure.setting) & (kinds["supervised"] == figure.supervised)]
         kind = f"{figure.setting} {'supervised' if figure.supervised else 'unsupervised'}"
         if not len(matching):
             rows.append(_row(figure, kind, NOT_IN_SWEEP, None, None, NOT_IN_SWEEP))

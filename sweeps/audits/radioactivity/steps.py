@@ -23,6 +23,8 @@ POINTER = "stage.json"
 # The numeric fields every detection row keeps; a setting adds its own (`Setting.metrics`).
 COMMON_METRICS = ("n_seen", "n_eligible", "n_scored", "score_mean", "phi_size", "tokens_per_s", "statistic")
 BASE_MODEL_EPOCHS = 0  # a grid point with epochs = 0 is the base-model control: Bob's base, not fine-tuned
+# A test's `reference:` by name (the `open-ref` setting): the trial metric holding that model's folder
+REFERENCE_MODELS = {"alice": "base_a", "bob-base": "base_b"}
 # What a trial records of Bob's rewrite (as `paraphrase_<name>`): the shares that explain its detection result.
 REWRITE_METRICS = (
     "rewritten_share",
@@ -142,7 +144,8 @@ class Steps:
         params = ctx.params
         base_b = read_pointer(ctx.stages["bob"])["base_b"]
         mix = read_pointer(ctx.stages["mix"])["mix"]
-        common = {"mix_dir": mix, "base_b": base_b, "corpus_dir": read_pointer(ctx.stages["alice"])["corpus"]}
+        alice = read_pointer(ctx.stages["alice"])
+        common = {"mix_dir": mix, "base_a": alice["base_a"], "base_b": base_b, "corpus_dir": alice["corpus"]}
         if params["epochs"] == BASE_MODEL_EPOCHS:
             return {**common, "checkpoint_path": base_b, "role": "base-model"}
         # Bob's training split (his rewrite of it, paraphrase > 0); a sweep declared without the rewrite stage (one
@@ -226,7 +229,7 @@ class Steps:
 
         mix = outcome.metrics["mix_dir"]
         tasks: list[dict[str, Any]] = []
-        for test in self.config.detect.tests:
+        for test in (self._resolve_reference(t, outcome.metrics) for t in self.config.detect.tests):
             tasks.append({**test, "data": mix, "seed": outcome.params["seed"]})
             if get_setting(test.get("setting", "open")).keyed:  # a keyless test (MIA) has no wrong-key control
                 for index in range(self.config.detect.wrong_keys):
@@ -237,6 +240,17 @@ class Steps:
         if (detect.utility_texts and outcome.metrics.get("corpus_dir")) or detect.utility_answers:
             tasks.append({"name": "utility", "corpus": outcome.metrics.get("corpus_dir"), "data": mix})
         return tasks
+
+    @staticmethod
+    def _resolve_reference(test: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """A test's `reference: alice` / `bob-base` as the trial's model folder (A, or this trial's base of B)."""
+        name = test.get("reference")
+        if name not in REFERENCE_MODELS:
+            return dict(test)
+        folder = metrics.get(REFERENCE_MODELS[name])
+        if not folder:
+            raise ValueError(f"reference: {name!r} unknown to this trial (no {REFERENCE_MODELS[name]}; rerun it)")
+        return {**test, "reference": folder}
 
     def run_task(self, actor: Any, task: Mapping[str, Any]) -> dict[str, Any]:
         """One test (or the perplexity check) on the loaded checkpoint, as a flat row of scalars."""
