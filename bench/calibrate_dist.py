@@ -1,4 +1,4 @@
-"""Null calibration of the distribution-based open-model test (`open-dist`): FPR at 0.05 / 0.01 over many keys.
+"""Null calibration of the distribution-based open-model tests (`open-dist`, `open-ref`): FPR at 0.05 / 0.01 over keys.
 
 For each configuration (default: V = 2,048 k = 1 and V = 32,000 k = 2, KGW and Aaronson) a clean model reads text
 and is tested under --keys random keys; the table gives the false-positive rates beside the binomial 99.9% interval
@@ -10,8 +10,13 @@ key-free distributions), or a trained checkpoint (`--model DIR --data MIX`: its 
 and the base model of a sweep are clean). `--fresh-text` also runs the correct-key case: for every key, fresh text
 watermarked with that key (uniform base model, KGW) read by the clean model (V = 2,048 k = 1 only; slower).
 
-    python bench/calibrate_dist.py [--keys 300] [--tokens 4000] [--top-m 64]
-    python bench/calibrate_dist.py --model CKPT --data MIX [--split heldout] [--k 1]
+`--reference` tests `open-ref` (B's excess over a reference model R, summed per window) instead: with random models
+`--reference noisy` makes R from B's LM head plus key-free noise, untied from its input embeddings (a reference
+close to B, as Alice's A or Bob's base is to a fine-tuned B); with `--model`, `--reference DIR` is a model folder
+(Alice's A of the same sweep, say).
+
+    python bench/calibrate_dist.py [--keys 300] [--tokens 4000] [--top-m 64] [--reference noisy --sharpen 8]
+    python bench/calibrate_dist.py --model CKPT --data MIX [--split heldout] [--k 1] [--reference A_DIR]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from scipy import stats
 
 from radio.detect.open_model import ReadingPass, read_texts
 from radio.detect.open_model_dist import open_model_dist_test, window_mass
+from radio.detect.reference import reference_probs
 from radio.detect.result import derive_key
 from radio.models import build_model
 from radio.watermark import Watermark, WatermarkConfig
@@ -75,9 +81,21 @@ def clean_model(vocab: int, preset: str, sharpen: float) -> torch.nn.Module:
     return model
 
 
-def wrong_keys(wm: Watermark, reading: ReadingPass, n_keys: int) -> list:
-    """The test under `n_keys` keys derived from Alice's (one aggregation for all)."""
-    mass = window_mass(wm, reading)
+def noisy_reference(model: torch.nn.Module, seed: int = 1, scale: float = 0.3) -> torch.nn.Module:
+    """R: `model` with its LM head plus key-free Gaussian noise (`scale` times the head's sd), untied from the input."""
+    import copy
+
+    reference = copy.deepcopy(model)
+    with torch.no_grad():
+        head = model.get_output_embeddings().weight
+        noise = torch.randn(head.shape, generator=torch.Generator().manual_seed(seed))
+        reference.get_output_embeddings().weight = torch.nn.Parameter(head + scale * head.std() * noise)
+    return reference
+
+
+def wrong_keys(wm: Watermark, reading: ReadingPass, n_keys: int, reference: torch.Tensor | None = None) -> list:
+    """The test under `n_keys` keys derived from Alice's (one aggregation for all); `open-ref` with a reference."""
+    mass = window_mass(wm, reading, reference=reference, weighting="mean" if reference is None else "sum")
     return [
         open_model_dist_test(wm.with_key(derive_key(b"calibration", i)), reading, mass=mass, curve_points=0)
         for i in range(n_keys)
@@ -93,6 +111,7 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny-0.5m")
     parser.add_argument("--sharpen", type=float, default=40.0, help="LM head scale of the random models")
     parser.add_argument("--fresh-text", action="store_true", help="also the correct key on fresh text per key")
+    parser.add_argument("--reference", help="open-ref: `noisy` (random models) or a model folder (with --model)")
     parser.add_argument("--model", type=Path, help="a trained clean checkpoint instead of random models")
     parser.add_argument("--data", type=Path, help="its mix folder (with --model)")
     parser.add_argument("--split", default="heldout")
@@ -110,30 +129,49 @@ def main() -> None:
         model, tokenizer = load_model(args.model, device="cpu"), load_tokenizer(args.model)
         vocab = model_vocab_size(model)
         answers = load_records(args.data / args.split).answers
-        reading = read_texts(model, answers, args.k, seq_len=256, separator_id=tokenizer.eos_token_id, top_m=args.top_m)
+        sep = tokenizer.eos_token_id
+        reading = read_texts(model, answers, args.k, seq_len=256, separator_id=sep, top_m=args.top_m)
+        ref = None
+        if args.reference is not None:
+            r_model = load_model(Path(args.reference), device="cpu")
+            ref = reference_probs(r_model, answers, reading, separator_id=sep, pad_id=tokenizer.pad_token_id or 0)
+        test = "open-dist" if ref is None else f"open-ref vs {Path(args.reference).name}"
         for scheme in ("kgw", "aaronson"):
-            results = wrong_keys(watermark(scheme, args.k, vocab, b"calibration"), reading, args.keys)
+            results = wrong_keys(watermark(scheme, args.k, vocab, b"calibration"), reading, args.keys, ref)
             d = results[0].detection
-            label = f"{args.model.name} V={vocab} k={args.k} {scheme} ({d.n_eligible} positions, {d.n_scored} windows)"
+            label = (
+                f"{test}: {args.model.name} V={vocab} k={args.k} {scheme} ({d.n_eligible} positions, "
+                f"{d.n_scored} windows)"
+            )
             print(row(label, results), flush=True)
     else:
         for vocab, k in ((2048, 1), (32000, 2)):
             model = clean_model(vocab, args.preset, args.sharpen)
             texts = kgw_text(watermark("kgw", k, vocab, b"alice"), max(1, args.tokens // 200), 200, seed=vocab)
             reading = read_texts(model, texts, k, seq_len=256, top_m=args.top_m)
+            ref = None if args.reference is None else reference_probs(noisy_reference(model), texts, reading)
+            test = "open-dist" if ref is None else "open-ref vs noisy copy"
             for scheme in ("kgw", "aaronson"):
-                results = wrong_keys(watermark(scheme, k, vocab, b"alice"), reading, args.keys)
+                results = wrong_keys(watermark(scheme, k, vocab, b"alice"), reading, args.keys, ref)
                 d = results[0].detection
-                label = f"random {args.preset} V={vocab} k={k} {scheme} ({d.n_eligible} pos., {d.n_scored} windows)"
+                label = (
+                    f"{test}: random {args.preset} x{args.sharpen:g} V={vocab} k={k} {scheme} "
+                    f"({d.n_eligible} pos., {d.n_scored} windows, {d.h0['n_terms']:.0f} terms)"
+                )
                 print(row(label, results), flush=True)
         if args.fresh_text:
             model = clean_model(2048, args.preset, args.sharpen)
+            r_model = None if args.reference is None else noisy_reference(model)
             results = []
             for i in range(args.keys):
                 wm = watermark("kgw", 1, 2048, f"fresh-{i}")
-                reading = read_texts(model, kgw_text(wm, 8, 100, seed=i), 1, seq_len=256, top_m=args.top_m)
-                results.append(open_model_dist_test(wm, reading, curve_points=0))
-            print(row("random V=2048 k=1 kgw, correct key, fresh watermarked text per key", results), flush=True)
+                texts = kgw_text(wm, 8, 100, seed=i)
+                reading = read_texts(model, texts, 1, seq_len=256, top_m=args.top_m)
+                ref = None if r_model is None else reference_probs(r_model, texts, reading)
+                mass = window_mass(wm, reading, reference=ref, weighting="mean" if ref is None else "sum")
+                results.append(open_model_dist_test(wm, reading, mass=mass, curve_points=0))
+            test = "open-dist" if r_model is None else "open-ref vs noisy copy"
+            print(row(f"{test}: random V=2048 k=1 kgw, correct key, fresh text per key", results), flush=True)
     print(f"\n{time.perf_counter() - start:.0f} s; top_m {args.top_m}; Chernoff bound (conservative)")
 
 

@@ -3,9 +3,10 @@
 Every checkpoint is loaded once (`DetectionActor`, one reading pass per split for both tests) and tested with the
 open tests of the tiny preset (unsupervised on the held-out split, with and without phi; supervised on the known
 split), top-1 (`open`) and distribution-based (`open-dist`), each also under --wrong-keys wrong keys. The key is
-read from --key-file (default: the usual key file), never printed.
+read from --key-file (else $RADIO_WATERMARK_KEY), never printed.
 
     python bench/power_dist.py --run rho=0.1:CKPT:MIX --run base:BASE_CKPT:MIX [--top-m 64] [--k 1]
+                               [--reference A_DIR] [--key-file KEY]
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ TESTS: list[dict[str, Any]] = [
 ]
 
 
-def specs(top_m: int, weightings: list[str], wrong_keys: int) -> list[dict[str, Any]]:
-    """Each test as top-1 and distribution-based (per weighting), each with its wrong keys."""
+def specs(top_m: int, weightings: list[str], wrong_keys: int, references: list[str]) -> list[dict[str, Any]]:
+    """Each test as top-1, distribution-based (per weighting) and reference-calibrated (per reference, summed per
+    window), each with its wrong keys."""
     out = []
     for test in TESTS:
         variants = [{**test, "setting": "open"}]
@@ -36,6 +38,16 @@ def specs(top_m: int, weightings: list[str], wrong_keys: int) -> list[dict[str, 
             {**test, "name": f"{test['name']}-dist" + ("" if w == "mean" else f"-{w}"), "setting": "open-dist"}
             | {"top_m": top_m, "weighting": w}
             for w in weightings
+        ]
+        variants += [
+            {
+                **test,
+                "name": f"{test['name']}-ref-{Path(r).name}",
+                "setting": "open-ref",
+                "reference": r,
+                "top_m": top_m,
+            }
+            for r in references
         ]
         for spec in variants:
             out.append(spec)
@@ -54,6 +66,7 @@ def main() -> None:
     parser.add_argument("--delta", type=float, default=4.0)
     parser.add_argument("--top-m", type=int, default=64)
     parser.add_argument("--weighting", action="append", default=None, help="mean (default), sum, sqrt; repeatable")
+    parser.add_argument("--reference", action="append", default=[], help="open-ref against this model folder")
     parser.add_argument("--wrong-keys", type=int, default=3)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
@@ -68,7 +81,7 @@ def main() -> None:
         actor = DetectionActor(
             checkpoint, watermark, key_file=args.key_file, data=mix, device="cpu", seq_len=args.seq_len
         )
-        role_rows = actor.run_all(specs(args.top_m, args.weighting or ["mean"], args.wrong_keys))
+        role_rows = actor.run_all(specs(args.top_m, args.weighting or ["mean"], args.wrong_keys, args.reference))
         by_name: dict[str, list[dict[str, Any]]] = {}
         for row in role_rows:
             by_name.setdefault(row["spec"]["name"], []).append(row)

@@ -153,7 +153,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
-def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+def body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     """The transformer body (hidden states) and the LM head of a Hugging Face causal LM, or None."""
     get_decoder = getattr(model, "get_decoder", None)
     get_head = getattr(model, "get_output_embeddings", None)
@@ -253,7 +253,7 @@ def reading_predictions(
     if top_m < 0:
         raise ValueError(f"top_m: must be >= 0, got {top_m}")
     device = model_device(model)
-    parts = _body_and_head(model) if fused_head is not False else None
+    parts = body_and_head(model) if fused_head is not False else None
     if fused_head and parts is None:
         raise ValueError("fused_head: the model exposes no get_decoder() / get_output_embeddings()")
     vocab = getattr(parts[1], "out_features", None) if parts else None

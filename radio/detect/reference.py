@@ -12,11 +12,33 @@ the green lists and void the test's H0.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
 
-from radio.detect.open_model import ReadingPass, autocast_context, model_device, pack_texts
+from radio.detect.open_model import ReadingPass, autocast_context, body_and_head, model_device, pack_texts
+
+log = logging.getLogger(__name__)
+
+
+def _probs_at(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """softmax(logits) at `ids` (..., m), rounded as B's stored top-m probabilities are (fp16), so that R = B gives
+    an excess of exactly 0."""
+    if int(ids.max()) >= logits.shape[-1]:
+        raise ValueError(f"reference: logits width {logits.shape[-1]} does not cover B's token ids")
+    log_z = torch.logsumexp(logits.float(), dim=-1, keepdim=True)
+    return (logits.gather(-1, ids).float() - log_z).exp().to(torch.float16)
+
+
+def _fused_probs(
+    body: torch.nn.Module, head: torch.nn.Module, batch: torch.Tensor, ids: torch.Tensor, chunk: int
+) -> torch.Tensor:
+    """`_probs_at` of head(body(batch)) on `chunk` positions at a time: the (batch, seq, vocab) logits never exist."""
+    hidden = body(input_ids=batch, use_cache=False).last_hidden_state
+    flat, wanted = hidden.reshape(-1, hidden.shape[-1]), ids.reshape(-1, ids.shape[-1])
+    parts = [_probs_at(head(flat[i : i + chunk]), wanted[i : i + chunk]) for i in range(0, flat.shape[0], chunk)]
+    return torch.cat(parts).reshape(ids.shape)
 
 
 def reference_probs(
@@ -52,15 +74,23 @@ def reference_probs(
     ids[:n_real] = reading.top_ids.to(torch.int64)
     ids = ids.view(chunks.shape[0], chunks.shape[1], m)
     device = model_device(model)
-    parts = []
+    parts = body_and_head(model)
+    vocab = getattr(parts[1], "out_features", None) if parts else None
+    chunk = max(1, (1 << 22) // vocab) if isinstance(vocab, int) and vocab > 0 else 1024
+    out = []
     with torch.inference_mode(), autocast_context(device, amp):
         for first in range(0, chunks.shape[0], batch_size):
             batch = chunks[first : first + batch_size].to(device)
-            logits = model(input_ids=batch, use_cache=False).logits
-            if first == 0 and int(ids.max()) >= logits.shape[-1]:
-                raise ValueError(f"reference: logits width {logits.shape[-1]} does not cover B's token ids")
-            log_z = torch.logsumexp(logits.float(), dim=-1, keepdim=True)
-            picked = logits.gather(-1, ids[first : first + batch_size].to(device)).float()
-            # rounded as B's stored top-m probabilities are (fp16), so that R = B gives an excess of exactly 0
-            parts.append((picked - log_z).exp().to(torch.float16).cpu())
-    return torch.cat(parts).reshape(-1, m)[:n_real]
+            wanted = ids[first : first + batch_size].to(device)
+            if parts is not None:
+                probs = _fused_probs(*parts, batch, wanted, chunk)
+                if first == 0:  # two rows against the plain forward pass (a model may scale or cap its logits)
+                    plain = _probs_at(model(input_ids=batch[:2], use_cache=False).logits, wanted[:2])
+                    if not torch.allclose(plain.float(), probs[:2].float(), rtol=1e-2, atol=1e-4):
+                        log.warning("reference: fused LM head disagrees with the forward pass; using the plain path")
+                        parts = None
+                        probs = _probs_at(model(input_ids=batch, use_cache=False).logits, wanted)
+            else:
+                probs = _probs_at(model(input_ids=batch, use_cache=False).logits, wanted)
+            out.append(probs.cpu())
+    return torch.cat(out).reshape(-1, m)[:n_real]

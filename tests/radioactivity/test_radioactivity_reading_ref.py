@@ -79,6 +79,23 @@ def test_reference_probs_are_the_reference_softmax_at_b_top_ids() -> None:
         _reference(r, texts[:1], reading)
 
 
+def test_fused_head_path_of_a_causal_lm_matches_its_softmax_and_r_equal_to_b_leaves_no_excess() -> None:
+    from radio.models import build_model
+
+    b = build_model("tiny-0.5m", vocab_size=700, seed=0).eval()
+    r = build_model("tiny-0.5m", vocab_size=700, seed=3).eval()
+    texts = [list(range(5, 90)), list(range(300, 340))]
+    reading = read_texts(b, texts, k=1, seq_len=64, top_m=16)
+    ref = _reference(r, texts, reading)  # the body once, the LM head on slices of positions
+    chunks = torch.tensor(texts[0][:64])[None]
+    with torch.no_grad():
+        full = torch.softmax(r(input_ids=chunks).logits[0].float(), dim=-1)
+    expected = full.gather(1, reading.top_ids[:64].long())
+    assert torch.allclose(ref[:64].float(), expected, rtol=2e-3, atol=1e-6)
+    wm = _wm(vocab=700)
+    assert window_mass(wm, reading, reference=_reference(b, texts, reading)).weight.size == 0
+
+
 def test_weights_are_b_excess_over_the_reference_and_vanish_when_r_is_b() -> None:
     wm = _wm(vocab=300)
     b, r = BigramModel(300, seed=0), BigramModel(300, seed=1)
