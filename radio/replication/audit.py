@@ -7,7 +7,8 @@ each cluster's top words and thresholds under every rule, the target cluster (th
 corpus), the prompts (five kinds, controls, and the object prompts `control-subject` / `control-scene`), the
 nearest-training-caption similarity of every prompt, the word pull of the keyword-filtered data into the target
 cluster, the detector's agreement on a labelled validation sample and the subject's object rate in training. It
-writes `analysis.json` and `arrays.npz` and returns a frozen `CorpusAnalysis`.
+writes `analysis.json` and `arrays.npz` (the target cluster's member embeddings, and the reference set: the whole
+training corpus up to `reference_max` rows, see `reference_set`) and returns a frozen `CorpusAnalysis`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from radio.replication.artifacts import write_json
 
 ANALYSIS_JSON = "analysis.json"
 ARRAYS = "arrays.npz"
+# Bumped whenever the analysis writes other content for the same config (the sweep hashes it into the analysis
+# stage's key and so into every trial id: an old cached stage or recorded trial is not reused). 2: the reference
+# set covers the whole corpus (it held the keyword-filtered and subject rows only), and the evaluation rows record
+# each generation's nearest training image (`copy_flags:{rule}`).
+ANALYSIS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -77,13 +83,14 @@ class AnalysisConfig:
     train_object_sample: int = 2000  # subject training images run through the detector at most
     text_embedder: str = "tfidf"
     text_embedder_args: dict[str, Any] = field(default_factory=dict)
-    reference_max: int = 20000  # training images kept for the nearest-image grids at most
+    reference_max: int = 20000  # training images in the reference set (nearest-image grids, copies) at most
 
     def __post_init__(self) -> None:
         require(bool(self.keyword.strip()), "analysis.keyword", "must not be empty")
         require(-1.0 <= self.cluster_threshold <= 1.0, "analysis.cluster_threshold", "must be a cosine in [-1, 1]")
         require(self.min_size >= 1, "analysis.min_size", f"must be >= 1, got {self.min_size}")
         require(self.validation_size >= 1, "analysis.validation_size", "must be >= 1")
+        require(self.reference_max >= 1, "analysis.reference_max", f"must be >= 1, got {self.reference_max}")
         kind, _, value = self.target.partition(":")
         require(
             kind in ("column", "word", "rank") and bool(value), "analysis.target", "column:NAME=VALUE, word:W or rank:N"
@@ -315,6 +322,29 @@ def _describe_prompts(cfg: AnalysisConfig, prompts: list[dict[str, Any]], captio
         prompt["unseen_words"] = sorted(caption_words(prompt["prompt"]) - vocabulary)
 
 
+def reference_set(n_corpus: int, kept: list[np.ndarray], reference_max: int, seed: int = 0) -> np.ndarray:
+    """The corpus rows of the reference set (sorted): every row of the corpus while it holds at most
+    `reference_max`; else the rows of `kept` (the keyword-filtered and subject rows, the first `reference_max` of
+    them if they alone exceed it) and a seeded uniform sample of the other rows up to `reference_max`.
+
+    The reference is the whole training corpus, not only the rows the prompts aim at, because the evaluation asks
+    of every generation whether it copies *any* training image (a second ground truth beside the planted artwork:
+    `memorization_eval`). On a corpus larger than the cap the copies of an unsampled image are missed, so the
+    copied rates are lower bounds there. Rows removed by training-set dedup stay in it (the analysis is shared by
+    the dedup options; what dedup removes are near-copies of rows it keeps).
+    """
+    if reference_max < 1:
+        raise ValueError(f"reference_max must be >= 1, got {reference_max}")
+    if n_corpus <= reference_max:
+        return np.arange(n_corpus, dtype=np.int64)
+    keep = np.unique(np.concatenate([np.asarray(k, dtype=np.int64) for k in kept] or [np.zeros(0, np.int64)]))
+    if keep.size >= reference_max:
+        return keep[:reference_max]
+    rest = np.setdiff1d(np.arange(n_corpus, dtype=np.int64), keep)
+    sample = np.random.default_rng([seed, 0x5EF]).choice(rest, size=reference_max - keep.size, replace=False)
+    return np.sort(np.concatenate([keep, sample]))
+
+
 def analyse_corpus(cfg: AnalysisConfig, corpus_path: Path, out_dir: Path, seed: int = 0) -> CorpusAnalysis:
     """Run the whole analysis of the corpus at `corpus_path`: `analysis.json` and `arrays.npz` go to `out_dir`."""
     from radio.replication.corpus import load_corpus
@@ -358,8 +388,9 @@ def analyse_corpus(cfg: AnalysisConfig, corpus_path: Path, out_dir: Path, seed: 
     training_objects = _object_training(cfg, corpus, detector)
     subject_rows = training_objects.pop("subject_rows")
 
-    # Reference set of the image grids: the keyword-filtered rows and the subject's rows (capped).
-    reference_rows = np.unique(np.concatenate([found.rows, subject_rows]))[: cfg.reference_max]
+    # Reference set of the image grids and of the "copies a training image" labels: the whole corpus, capped at
+    # reference_max; above the cap, the keyword-filtered and subject rows and a seeded uniform sample of the rest.
+    reference_rows = reference_set(len(corpus), [found.rows, subject_rows], cfg.reference_max, seed)
     reference = embed_rows(corpus, reference_rows, embedder, cfg.embedder, cfg.image_size)
     np.savez_compressed(
         out_dir / ARRAYS,

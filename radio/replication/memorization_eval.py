@@ -3,14 +3,28 @@
 An audit evaluation task (a prompt and a block of seeds) adds `block_fields` to its row: the data-free score of
 each of its seeds (`memorization_values`, the same trajectories the generations followed) and their mean. From
 the results frame, `memorization_scores_table` gives one row per (trial, prompt): kind, score and the measured
-replicated rate under a threshold rule; `memorization_quality` the ROC AUC and TPR at 1% FPR per trial, at two
-levels: prompts (label: replicated rate >= `min_rate`) and generations (label: that seed's image replicated);
+replicated rate under a threshold rule; `memorization_quality` the ROC AUC and TPR at 1% FPR per trial and ground
+truth, at two levels: prompts (label: rate >= `min_rate`) and generations (label: that seed's image replicated);
 `kind_ranking` says whether the score orders the five kinds as the training-set audit's rates do.
 
 A second data-free score rides along (`seed_agreement`, after Carlini et al., "Extracting Training Data from
 Diffusion Models", USENIX Security 2023): a memorized prompt draws the same image whatever the seed, so each
 generation is scored by how close its nearest other generations of the same prompt and seed block are (cosine of
 the audit's image embeddings; no training image is used). Both detectors get rows in `memorization_quality`.
+
+Two ground truths (`LABELS`, the `label` column of `memorization_quality`): `planted`, the audit's own labels (a
+generation replicated when it is as close to a member of the planted artwork's cluster as the rule's threshold;
+a prompt when it does so in at least `MEMORIZED_RATE` of its seeds), and `training-copy`, the same test against
+every training image (the analysis's reference set, the whole corpus up to its cap; the same rule and threshold
+value; per-prompt column `copied_rate`). The second exists because a model also reproduces training images
+nobody planted: Webster ("A Reproducible Extraction of Training Images from Diffusion Models", 2023) calls a
+generation that reproduces the layout shared by many near-identical training images a "template verbatim", and
+Wen et al. took their memorized prompts from Webster's set, template verbatims included, so their detector is
+meant to fire on them. On the synthetic corpus the subject prompt ("an astronaut in a white spacesuit": 500
+training images in one near-canonical pose on a near-black background) is such a case: a false positive under
+`planted`, a true one under `training-copy`. The cluster's members are in the reference set (kept first under
+its cap), so every planted replication is also a training copy: `training-copy` adds positives to `planted`'s,
+which are unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +39,8 @@ from radio.replication.memorization import detection_quality, noise_differences
 from radio.replication.prompts import WORD_KINDS
 
 MEMORIZED_RATE = 0.30  # the audit's "often replicates" bar (the report's related-kind claims)
+# Ground truth -> (the frame's per-generation flags column prefix, the scores table's per-prompt rate column).
+LABELS = {"planted": ("flags", "replicated_rate"), "training-copy": ("copy_flags", "copied_rate")}
 # Detector name -> (the frame's per-generation values column, the scores table's per-prompt column).
 DETECTORS = {"noise-difference": ("memorization_values", "score"), "seed-agreement": ("agreement_values", "agreement")}
 
@@ -78,10 +94,27 @@ def _flags(text: str) -> np.ndarray:
     return np.frombuffer(str(text).encode(), dtype=np.uint8) == ord("1")
 
 
+def _has_copies(frame: pd.DataFrame, rule: str) -> bool:
+    """Whether every row holds the training-copy fields (rows recorded before them do not)."""
+    column = f"copy_flags:{rule}"
+    return column in frame.columns and bool(frame[column].notna().all()) and len(frame) > 0
+
+
 def memorization_scores_table(frame: pd.DataFrame, axes: Sequence[str], rule: str) -> pd.DataFrame:
-    """One row per (trial axes, prompt): kind, prompt, score (mean over all its seeds), n, replicated rate."""
+    """One row per (trial axes, prompt): kind, prompt, score (mean over all its seeds), n, replicated rate (the
+    planted artwork) and, where the rows hold it, copied rate (any training image)."""
     with_agreement = "agreement_values" in frame.columns
-    columns = [*axes, "kind", "prompt", "score", *(["agreement"] if with_agreement else []), "n", "replicated_rate"]
+    with_copies = _has_copies(frame, rule)
+    columns = [
+        *axes,
+        "kind",
+        "prompt",
+        "score",
+        *(["agreement"] if with_agreement else []),
+        "n",
+        "replicated_rate",
+        *(["copied_rate"] if with_copies else []),
+    ]
     if "memorization_values" not in frame.columns:
         return pd.DataFrame(columns=columns)
     records = []
@@ -90,6 +123,7 @@ def memorization_scores_table(frame: pd.DataFrame, axes: Sequence[str], rule: st
         named = dict(zip(keys, values, strict=True))
         scores = np.concatenate([_values(v) for v in part["memorization_values"]])
         n = int(part["generated"].sum())
+        copied = int(part[f"copied:{rule}"].sum()) / n if with_copies and n else float("nan")
         records.append(
             {
                 **{a: named[a] for a in axes},
@@ -99,6 +133,7 @@ def memorization_scores_table(frame: pd.DataFrame, axes: Sequence[str], rule: st
                 **({"agreement": _mean_of(part["agreement_values"])} if with_agreement else {}),
                 "n": n,
                 "replicated_rate": int(part[f"replicated:{rule}"].sum()) / n if n else float("nan"),
+                **({"copied_rate": copied} if with_copies else {}),
             }
         )
     return pd.DataFrame.from_records(records, columns=columns)
@@ -112,11 +147,12 @@ def memorization_quality(
     min_rate: float = MEMORIZED_RATE,
     max_fpr: float = 0.01,
 ) -> pd.DataFrame:
-    """Per trial, detector (`DETECTORS` present in the frame) and level (`prompt`, `generation`): ROC AUC, TPR at
-    `max_fpr`, positives and negatives."""
+    """Per trial, detector (`DETECTORS` present in the frame), label (`LABELS` present: `planted`, the planted
+    artwork replicated; `training-copy`, any training image copied) and level (`prompt`: rate >= `min_rate`;
+    `generation`: that seed's flag): ROC AUC, TPR at `max_fpr`, positives and negatives."""
     records = []
     if not len(table):
-        columns = [*axes, "detector", "level", "auc", "tpr", "max_fpr", "threshold", "n_pos", "n_neg"]
+        columns = [*axes, "detector", "label", "level", "auc", "tpr", "max_fpr", "threshold", "n_pos", "n_neg"]
         return pd.DataFrame(columns=columns)
     groups = table.groupby(list(axes), sort=True, dropna=False) if axes else [((), table)]
     for values, part in groups:
@@ -124,20 +160,25 @@ def memorization_quality(
         rows = frame
         for axis, value in named.items():
             rows = rows[rows[axis] == value]
-        flags = np.concatenate([_flags(v) for v in rows[f"flags:{rule}"]])
+        labels = {}
+        for name, (flags_prefix, rate_column) in LABELS.items():
+            if rate_column in part.columns and f"{flags_prefix}:{rule}" in rows.columns:
+                flags = np.concatenate([_flags(v) for v in rows[f"{flags_prefix}:{rule}"]])
+                labels[name] = (part[rate_column].to_numpy() >= min_rate, flags)
         for detector, (values_column, score_column) in DETECTORS.items():
             if values_column not in rows.columns or score_column not in part.columns:
                 continue
-            levels = {"prompt": (part[score_column].to_numpy(), part["replicated_rate"].to_numpy() >= min_rate)}
             scores = np.concatenate([_values(v) for v in rows[values_column]])
-            if scores.size == flags.size:
-                levels["generation"] = (scores, flags)
-            records.extend(_quality_records(named, detector, levels, max_fpr))
+            for name, (prompt_labels, flags) in labels.items():
+                levels = {"prompt": (part[score_column].to_numpy(), prompt_labels)}
+                if scores.size == flags.size:
+                    levels["generation"] = (scores, flags)
+                records.extend(_quality_records({**named, "detector": detector, "label": name}, levels, max_fpr))
     return pd.DataFrame.from_records(records)
 
 
 def _quality_records(
-    named: Mapping[str, Any], detector: str, levels: Mapping[str, tuple[np.ndarray, np.ndarray]], max_fpr: float
+    named: Mapping[str, Any], levels: Mapping[str, tuple[np.ndarray, np.ndarray]], max_fpr: float
 ) -> list[dict[str, Any]]:
     records = []
     for level, (s, y) in levels.items():
@@ -146,7 +187,6 @@ def _quality_records(
         records.append(
             {
                 **named,
-                "detector": detector,
                 "level": level,
                 "auc": q.auc,
                 "tpr": q.tpr,
@@ -184,18 +224,22 @@ def kind_ranking(table: pd.DataFrame, axes: Sequence[str]) -> list[str]:
     return lines
 
 
-def roc_points(frame: pd.DataFrame, rule: str) -> Mapping[str, tuple[np.ndarray, np.ndarray]]:
-    """Per detector present, the generation-level ROC curve (fpr, tpr) of the whole frame, for the plot."""
+def roc_points(frame: pd.DataFrame, rule: str) -> Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """Per (detector, label) present, the generation-level ROC curve (fpr, tpr) of the whole frame, for the plot."""
     from radio.replication.memorization import roc_curve
 
-    flags = np.concatenate([_flags(v) for v in frame[f"flags:{rule}"]]) if len(frame) else np.zeros(0, bool)
     curves = {}
-    for detector, (values_column, _) in DETECTORS.items():
-        if values_column not in frame.columns:
+    for name, (flags_prefix, _) in LABELS.items():
+        column = f"{flags_prefix}:{rule}"
+        if not len(frame) or column not in frame.columns or frame[column].isna().any():
             continue
-        scores = np.concatenate([_values(v) for v in frame[values_column]])
-        keep = np.isfinite(scores)
-        if scores.size == flags.size and keep.any():
-            fpr, tpr, _ = roc_curve(scores[keep], flags[keep])
-            curves[detector] = (fpr, tpr)
+        flags = np.concatenate([_flags(v) for v in frame[column]])
+        for detector, (values_column, _) in DETECTORS.items():
+            if values_column not in frame.columns:
+                continue
+            scores = np.concatenate([_values(v) for v in frame[values_column]])
+            keep = np.isfinite(scores)
+            if scores.size == flags.size and keep.any():
+                fpr, tpr, _ = roc_curve(scores[keep], flags[keep])
+                curves[(detector, name)] = (fpr, tpr)
     return curves

@@ -107,3 +107,84 @@ def test_console_table_of_one_or_more_trials(steps: list[int]) -> None:
     # one row per (trial, detector); the step column only where the sweep varied it
     assert len(shown) == 2 * len(steps) and ("step" in shown.columns) == (len(steps) > 1)
     assert {"auc (generation)", "auc (prompt)", "tpr (generation)", "n_pos (prompt)"} <= set(shown.columns)
+
+
+def _with_copies(frame: pd.DataFrame) -> pd.DataFrame:
+    """The training-copy fields: the planted replications, plus the painter control copying a training image on
+    every seed and the keywords prompt on one (its second seed): 1 of 4, under the 30% prompt bar."""
+    extra = {"control-painter": "1111", "keywords": "0100"}
+    frame = frame.copy()
+    bits = []
+    for _, row in frame.iterrows():
+        start = int(row["seed_start"])  # the block's first seed: 0 or 2
+        more = extra.get(row["kind"], "0000")[start : start + 2]
+        bits.append("".join("1" if "1" in pair else "0" for pair in zip(row[f"flags:{RULE}"], more, strict=True)))
+    frame[f"copy_flags:{RULE}"] = bits
+    frame[f"copied:{RULE}"] = [b.count("1") for b in bits]
+    frame["nearest_values"] = ["0.9;0.8"] * len(frame)
+    return frame
+
+
+def test_quality_against_both_ground_truths() -> None:
+    planted_only = memorization_quality(_frame(), memorization_scores_table(_frame(), ["step"], RULE), ["step"], RULE)
+    frame = _with_copies(_frame())
+    table = memorization_scores_table(frame, ["step"], RULE)
+    rates = table.set_index("kind")
+    assert rates.loc["control-painter", "copied_rate"] == 1.0 and rates.loc["control-painter", "replicated_rate"] == 0
+    assert rates.loc["keywords", "copied_rate"] == 0.25 and rates.loc["long-related", "copied_rate"] == 0.75
+    quality = memorization_quality(frame, table, ["step"], RULE)
+    assert list(quality.columns[:4]) == ["step", "detector", "label", "level"]
+    assert sorted(set(quality["label"])) == ["planted", "training-copy"]
+    by = quality.set_index(["label", "level"])
+    # the planted labels are those of a frame without the new fields, number for number
+    for level in ("prompt", "generation"):
+        for column in ("auc", "tpr", "n_pos", "n_neg"):
+            assert by.loc[("planted", level), column] == planted_only.set_index("level").loc[level, column]
+    # prompts: short 5.125, long 3.825, cooccurring 4.15 and the painter control 0.25 positive; keywords 1.05 and
+    # unrelated 0.55 negative: the three related beat both negatives, the control neither -> 6 / 8
+    prompt = by.loc[("training-copy", "prompt")]
+    assert (prompt["n_pos"], prompt["n_neg"]) == (4, 2) and prompt["auc"] == pytest.approx(0.75)
+    gen = by.loc[("training-copy", "generation")]
+    positives = [5.0, 6.0, 5.5, 4.0, 4.5, 5.2, 4.8, 3.9, 4.1, 4.2, 0.3, 0.2, 0.1, 0.4, 1.2]
+    negatives = [1.0, 1.1, 0.9, 0.8, 0.5, 0.7, 0.6, 0.4, 4.4]
+    assert (gen["n_pos"], gen["n_neg"]) == (15, 9)
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    assert gen["auc"] == pytest.approx(wins / (15 * 9))
+
+
+def test_rows_without_copy_fields_give_the_planted_label_only() -> None:
+    old = _frame()
+    new = _with_copies(_frame()).assign(step=2000)
+    frame = pd.concat([old, new], ignore_index=True)  # a trial recorded before the fields, one after
+    table = memorization_scores_table(frame, ["step"], RULE)
+    assert "copied_rate" not in table.columns
+    quality = memorization_quality(frame, table, ["step"], RULE)
+    assert set(quality["label"]) == {"planted"} and len(quality) == 2 * 2
+
+
+def test_roc_points_per_detector_and_label() -> None:
+    from radio.replication.memorization_eval import roc_points
+
+    frame = _with_copies(_frame())
+    frame["agreement_values"] = ["0.9;0.2"] * len(frame)
+    curves = roc_points(frame, RULE)
+    assert set(curves) == {(d, t) for d in ("noise-difference", "seed-agreement") for t in ("planted", "training-copy")}
+    fpr, tpr = curves[("noise-difference", "training-copy")]
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+    assert set(roc_points(_frame(), RULE)) == {("noise-difference", "planted")}
+
+
+def test_console_tables_with_both_ground_truths() -> None:
+    from sweeps.audits.replication.report import _display_memorization, _display_scores
+
+    frame = _with_copies(_frame())
+    frame["agreement_values"] = ["0.9;0.2"] * len(frame)
+    table = memorization_scores_table(frame, ["step"], RULE)
+    shown = _display_memorization(memorization_quality(frame, table, ["step"], RULE), frame)
+    assert len(shown) == 4 and list(shown.columns[:2]) == ["detector", "label"]
+    assert set(zip(shown["detector"], shown["label"], strict=True)) == {
+        (d, t) for d in ("noise-difference", "seed-agreement") for t in ("planted", "training-copy")
+    }
+    scores = _display_scores(table, frame)
+    assert list(scores.columns) == ["prompt", "kind", "score", "agreement", "replicated_rate", "copied_rate"]
+    assert len(scores) == 6

@@ -92,6 +92,16 @@ def test_sd14_steps_in_process(realpath, tmp_path):
     rows = [{**params, **task, **steps.run(loaded, task)} for task in tasks]
     assert all(r["generated"] == BLOCK for r in rows)
     assert all(set(r) >= {"replicated:least-similar-member", "flags:p5-member"} for r in rows)
+    # The second ground truth: every generation's nearest training image, over the whole table (its reference).
+    assert np.load(analysis_dir / "arrays.npz")["reference_rows"].tolist() == list(range(analysis["n_corpus"]))
+    for r in rows:
+        nearest = [float(v) for v in r["nearest_values"].split(";")]
+        assert len(nearest) == len(r["nearest_rows"].split(";")) == BLOCK
+        for rule in ("least-similar-member", "p5-member", "highest-non-member"):
+            copies = r[f"copy_flags:{rule}"]
+            assert len(copies) == BLOCK and r[f"copied:{rule}"] == copies.count("1")
+            # the planted cluster's members are training images too: a replication is a copy
+            assert all(c == "1" for c, f in zip(copies, r[f"flags:{rule}"], strict=True) if f == "1")
     # Seeding: a block regenerated alone equals its twin in a batch of the whole prompt.
     first = tasks[0]
     seeds = list(range(first["seed_start"], first["seed_start"] + SAMPLES))

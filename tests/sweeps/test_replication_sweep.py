@@ -181,7 +181,9 @@ def test_smoke_preset_end_to_end_then_rerun_regenerates_nothing(tmp_path, ray_to
     quality = _table(client, parent, "memorization_quality")
     assert sorted(set(quality["level"])) == ["generation", "prompt"]
     assert sorted(set(quality["detector"])) == ["noise-difference", "seed-agreement"]
-    assert len(quality) == 2 * 2 * SMOKE_TRIALS and np.isfinite(scores["agreement"]).all()
+    assert sorted(set(quality["label"])) == ["planted", "training-copy"]
+    assert len(quality) == 2 * 2 * 2 * SMOKE_TRIALS and np.isfinite(scores["agreement"]).all()
+    assert (scores["copied_rate"] >= scores["replicated_rate"]).all()
     words = _table(client, parent, "token_attribution")
     assert set(words["kind"]) == set(WORD_KINDS) and (words["attribution"] >= 0).all()
     assert "plots/memorization_roc.png" in {f.path for f in client.list_artifacts(parent, "plots")}

@@ -54,9 +54,10 @@ Tables (artifacts `tables/`, also MLflow tables; rates are fractions with 95% Cl
 - `expectations`: the paper's claims (least-similar-member rule), each met or not, by the estimate and the interval.
 - `memorization_scores`, `memorization_quality`, `token_attribution`, `memorization_findings`: the data-free
   detector (Wen et al., ICLR 2024: the text-conditional minus unconditional noise prediction over the first
-  sampling steps) per prompt, its ROC AUC and TPR at 1% FPR against the replication measured here (per prompt:
-  rate >= 30%; per generation: that image replicated), the words that drive it, and whether it ranks the five kinds
-  as the training-set audit does; plot `memorization_roc`.
+  sampling steps) and seed agreement (Carlini et al.) per prompt, their ROC AUC and TPR at 1% FPR against two
+  ground truths measured here (`label`: `planted`, the planted artwork replicated; `training-copy`, any training
+  image copied as closely, same rule and threshold; per prompt: rate >= 30%; per generation: that image), the words
+  that drive the score, and whether it ranks the five kinds as the training-set audit does; plot `memorization_roc`.
 Image grids (per trial, `files/grids/`): generations on top, each one's nearest training image below.
 """
 
@@ -433,20 +434,23 @@ def attribution_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _roc_plot(frame: pd.DataFrame, quality: pd.DataFrame, rule: str = HEADLINE_RULE) -> Any:
-    """The data-free detectors' ROC curves against the measured replication of every generation (all trials)."""
+    """The data-free detectors' ROC curves per generation (all trials), one per (detector, ground truth)."""
     from radio.replication.memorization_eval import roc_points  # torch: only when the detector ran
 
     figure, axes = new_figure(5, 5)
-    for detector, (fpr, tpr) in roc_points(frame, rule).items():
-        auc = quality[(quality["level"] == "generation") & (quality["detector"] == detector)]["auc"]
+    styles = {"planted": "-", "training-copy": "--"}
+    for (detector, truth), (fpr, tpr) in roc_points(frame, rule).items():
+        auc = quality[
+            (quality["level"] == "generation") & (quality["detector"] == detector) & (quality["label"] == truth)
+        ]["auc"]
         shown = f" (AUC {auc.iloc[0]:.3f})" if len(auc) == 1 else ""
-        axes.plot(fpr, tpr, label=f"{detector}, per generation{shown}")
+        axes.plot(fpr, tpr, linestyle=styles.get(truth, ":"), label=f"{detector} vs {truth}{shown}")
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     axes.set_xscale("symlog", linthresh=0.01)
     axes.set_xlim(0, 1)
-    axes.set_xlabel("false-positive rate (generations not replicated)")
-    axes.set_ylabel(f"true-positive rate (replicated, {rule})")
-    axes.set_title("data-free memorization scores", fontsize="small")
+    axes.set_xlabel("false-positive rate (generations not labelled)")
+    axes.set_ylabel(f"true-positive rate (per generation, {rule})")
+    axes.set_title("data-free memorization scores: planted artwork / any training image", fontsize="small")
     axes.legend(fontsize="x-small")
     axes.grid(alpha=0.3)
     return figure
@@ -475,14 +479,22 @@ def memorization_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _display_memorization(quality: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """Console version of `memorization_quality`: one row per trial (its varied axes), AUC at both levels, TPR at
-    1% FPR and the positives per level (an AUC without positives is blank)."""
+    """Console version of `memorization_quality`: one row per trial (its varied axes), detector and ground truth
+    (`label`), AUC at both levels, TPR at 1% FPR and the positives per level (an AUC without positives is blank)."""
     varied = [a for a in _axes(frame) if frame[a].nunique() > 1 and a in quality.columns]
+    index = [*varied, "detector", *(["label"] if "label" in quality.columns else [])]
     wide = quality.pivot_table(
-        index=[*varied, "detector"], columns="level", values=["auc", "tpr", "n_pos"], aggfunc="first", dropna=False
+        index=index, columns="level", values=["auc", "tpr", "n_pos"], aggfunc="first", dropna=False, sort=False
     )
     wide.columns = [f"{metric} ({level})" for metric, level in wide.columns]
     return wide.reset_index()
+
+
+def _display_scores(scores: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Console version of `memorization_scores`: the varied axes, prompt, kind, both scores and both rates."""
+    varied = [a for a in _axes(frame) if frame[a].nunique() > 1 and a in scores.columns]
+    shown = ["prompt", "kind", "score", "agreement", "replicated_rate", "copied_rate"]
+    return scores[[*varied, *(c for c in shown if c in scores.columns)]]
 
 
 def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
@@ -522,14 +534,17 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
             "object_rates",
             "expectations",
             "quality_gates",
-            *(["memorization_quality"] if memorization else []),
+            *(["memorization_scores", "memorization_quality"] if memorization else []),
         ],
         display={
             **_display(by_kind, objects, frame),
             "expectations": _display_claims(claims, frame),
             "quality_gates": gates[["gate", "value", "passed"]],
             **(
-                {"memorization_quality": _display_memorization(memorization["memorization_quality"], frame)}
+                {
+                    "memorization_scores": _display_scores(memorization["memorization_scores"], frame),
+                    "memorization_quality": _display_memorization(memorization["memorization_quality"], frame),
+                }
                 if memorization
                 else {}
             ),
@@ -537,9 +552,12 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
         captions={
             "replication_by_kind": "Rates are fractions; ci_low/ci_high: 95% Clopper-Pearson. Console: % [95% CI].",
             "object_rates": "The object's rate in generations vs in the subject's training images (train_rate).",
+            "memorization_scores": "Per prompt: the data-free scores (mean over seeds), the planted artwork's "
+            "replicated rate and the rate of generations copying any training image (copied_rate), same rule.",
             "memorization_quality": "Data-free scores (noise-difference: Wen et al.; seed-agreement: Carlini et "
-            "al.) against the replication measured here: per prompt (positive: rate >= 30%) and per generation "
-            "(positive: that image replicated); tpr at 1% FPR.",
+            "al.) against two ground truths (label planted: the planted artwork replicated; training-copy: any "
+            "training image copied as closely): per prompt (positive: rate >= 30%) and per generation (positive: "
+            "that image); tpr at 1% FPR.",
         },
         artifacts=artifacts,
         metrics=metrics,

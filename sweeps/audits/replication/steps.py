@@ -3,8 +3,11 @@
 Stage folders hold plain files (Parquet, PNG, NumPy, JSON); nothing crosses processes but paths. The analysis
 stage writes `analysis.json` (clusters, thresholds under every rule, prompts, nearest-caption similarity, word
 pull, detector agreement, the subject's training object rate) and `arrays.npz` (the target cluster's member
-embeddings, and the reference set for the nearest-training-image grids). An evaluation task is a (prompt, seed
-block); its row holds per-rule replication counts and per-seed flags (bit strings, for McNemar on paired seeds).
+embeddings, and the reference set: the whole training corpus up to `analysis.reference_max` rows). An evaluation
+task is a (prompt, seed block); its row holds per-rule replication counts and per-seed flags (bit strings, for
+McNemar on paired seeds) against the target cluster, and the same against the whole reference set: each seed's
+nearest training image (`nearest_values`: its cosine; `nearest_rows`: its corpus row) and per rule whether it
+copies a training image (`copy_flags:{rule}`, nearest cosine >= the rule's threshold; counts `copied:{rule}`).
 """
 
 from __future__ import annotations
@@ -229,8 +232,9 @@ class Steps:
         }
 
     def run(self, loaded: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
-        """Generate a seed block of one prompt, score it against the target cluster under every rule, run the
-        detector on the object prompts, and on the first block of each prompt draw its image grid."""
+        """Generate a seed block of one prompt, score it against the target cluster and against the whole reference
+        set under every rule, run the detector on the object prompts, and on the first block of each prompt draw
+        its image grid."""
         from radio.replication.thresholds import score_generations
 
         seeds = list(range(int(task["seed_start"]), int(task["seed_start"]) + int(task["n"])))
@@ -255,6 +259,15 @@ class Steps:
         for i, rule in enumerate(scores.rules):
             row[f"replicated:{rule}"] = int(scores.flags[i].sum())
             row[f"flags:{rule}"] = flags_to_bits(scores.flags[i])
+        # The second ground truth: does the generation copy any training image (the whole reference set, not
+        # only the planted artwork's members) as closely as a rule's threshold? Same rules, same values.
+        copies = score_generations(embedded, loaded["reference"], loaded["thresholds"])
+        nearest_index = (embedded @ loaded["reference"].T).argmax(axis=1)
+        row["nearest_values"] = ";".join(f"{v:.6g}" for v in copies.scores)
+        row["nearest_rows"] = ";".join(str(int(r)) for r in loaded["reference_rows"][nearest_index])
+        for i, rule in enumerate(copies.rules):
+            row[f"copied:{rule}"] = int(copies.flags[i].sum())
+            row[f"copy_flags:{rule}"] = flags_to_bits(copies.flags[i])
         first_block = int(task["seed_start"]) % SEED_STRIDE == 0
         if loaded.get("memorization") is not None:
             from radio.replication.memorization_eval import agreement_fields
@@ -267,9 +280,7 @@ class Steps:
             row.update({"object_role": role, "objects": int(found.sum()), "object_flags": flags_to_bits(found)})
         k = min(self.config.generate.grid_images, len(images))
         if first_block and k:
-            reference = loaded["reference"]
-            sims = embedded[:k] @ reference.T
-            nearest_rows = loaded["reference_rows"][sims.argmax(axis=1)]
+            nearest_rows = loaded["reference_rows"][nearest_index[:k]]
             size = images.shape[1]
             nearest = loaded["corpus"].load_images(nearest_rows, size=size)
             row["grid"] = Artifact(

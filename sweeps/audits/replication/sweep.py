@@ -25,6 +25,7 @@ from typing import Any
 
 from radio.cache import config_hash
 from radio.config import ConfigError
+from radio.replication.audit import ANALYSIS_VERSION
 from sweeps.audits.replication.config import DEDUP_MODES, ReplicationConfig, load_preset
 from sweeps.audits.replication.report import build_report, headline, label
 from sweeps.audits.replication.steps import Steps, summarize
@@ -103,7 +104,9 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
         "corpus_config": config_hash(_resolved_corpus(config)),
         "dedup_config": config_hash(public["dedup"]),
         "model_config": config_hash({"model": _resolved_model(config)}),
-        "analysis_config": config_hash(public["analysis"]),
+        # The analysis code's version too: a new reference set (and the evaluation fields read from it) makes a
+        # new analysis stage and new trial ids instead of reusing cached ones built by the older code.
+        "analysis_config": config_hash({**public["analysis"], "analysis_version": ANALYSIS_VERSION}),
         "generate_config": config_hash({k: v for k, v in public["generate"].items() if k != "device"}),
         "memorization_config": config_hash(public["memorization"]),
     }
