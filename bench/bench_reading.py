@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from radio.detect.open_model import autocast_context, open_model_test, pack_texts, read_texts
+from radio.detect.open_model import _reduce_logits, autocast_context, open_model_test, pack_texts, read_texts
 from radio.detect.open_model_dist import open_model_dist_test, window_mass
 from radio.detect.reference import reference_probs
 from radio.detect.result import derive_key
@@ -111,6 +111,32 @@ def suite(
     return time.perf_counter() - start, log10_p
 
 
+def top_m_read(model: torch.nn.Module, chunks: torch.Tensor, top_m: int, repeats: int) -> tuple[float, float]:
+    """Best seconds of the top-m read of one batch's logits (top-m probabilities and ids, the reading pass's
+    `_reduce_logits`) against `torch.topk` with `torch.logsumexp` on the same logits, side by side."""
+    with torch.inference_mode():
+        logits = model(input_ids=chunks, use_cache=False).logits.float()
+    flat = logits.reshape(-1, logits.shape[-1])
+    slices = list(flat.split(max(1, (1 << 22) // flat.shape[-1])))  # the fused head's slices of positions
+
+    def plain() -> None:
+        for part in slices:
+            top = part.topk(top_m, dim=-1, sorted=True)
+            (top.values - torch.logsumexp(part, dim=-1, keepdim=True)).exp()
+
+    def folded() -> None:
+        for part in slices:
+            _reduce_logits(part, top_m)
+
+    times: dict[str, list[float]] = {"plain": [], "folded": []}
+    for _ in range(repeats):
+        for name, run in (("plain", plain), ("folded", folded)):
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return min(times["plain"]), min(times["folded"])
+
+
 def main() -> None:
     """Time both paths and print tokens/s side by side with the overhead ratio."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,6 +210,12 @@ def main() -> None:
         f"{'distribution test cost':>28}: {dist_best / argmax_best:.3f}x best vs best, {paired:.3f}x median of "
         "paired runs  (goal <= 1.2x)"
     )
+    if args.top_m and device.type == "cpu":
+        plain, folded = top_m_read(model, chunks[: args.batch_size], args.top_m, args.repeats + 2)
+        print(
+            f"{'top-m read of one batch':>28}: {folded:.3f} s folded top-m (radio) against {plain:.3f} s torch.topk + "
+            f"logsumexp: {plain / folded:.2f}x faster"
+        )
     ref_best = min(r[0] for r in ref_suites)
     ref_paired = float(np.median([r[0] / a for r, a in zip(ref_suites, argmax_suites, strict=True)]))
     print(

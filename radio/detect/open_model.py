@@ -173,6 +173,33 @@ def _top_m_dtype(width: int) -> torch.dtype:
     return torch.int16 if width <= 1 << 15 else torch.int32
 
 
+_TOP_M_FOLD = 4  # columns folded together per level of `top_m_values`
+
+
+def top_m_values(values: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The m largest entries of each row of `values` (n, V) and their column ids, largest first, as `topk` gives
+    them (the same values; ties may pick other ids among equal values), at about half its cost on CPU at V = 32,000.
+
+    Why it is exact: fold the row into V / f columns of f entries (entries j, j + V/f, ...), and take the m columns
+    with the largest maxima. Every one of the row's m largest entries lies in one of them: an entry x outside them
+    lies in a column whose maximum is below m other columns' maxima, that is m distinct entries above x. So the
+    top-m of the m * f entries of those columns is the row's top-m. The column maxima are themselves ranked by the
+    same fold, down to a width where `topk` is cheap; each level costs one strided max over its width.
+    """
+    n, width = values.shape
+    m = min(m, width)
+    if width <= 2 * m * _TOP_M_FOLD:
+        return values.topk(m, dim=-1, sorted=True)
+    cols = -(-width // _TOP_M_FOLD)
+    if cols * _TOP_M_FOLD != width:  # pad with -inf: never among the top-m of a row of width > m
+        values = torch.nn.functional.pad(values, (0, cols * _TOP_M_FOLD - width), value=float("-inf"))
+    folded = values.view(n, _TOP_M_FOLD, cols)
+    _, best = top_m_values(folded.amax(dim=1), m)
+    candidates = folded.gather(2, best.unsqueeze(1).expand(n, _TOP_M_FOLD, m)).reshape(n, _TOP_M_FOLD * m)
+    top, where = candidates.topk(m, dim=-1, sorted=True)
+    return top, (where // m) * cols + best.gather(1, where % m)
+
+
 def _reduce_logits(logits: torch.Tensor, top_m: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """argmax of `logits` (..., V), and with `top_m` > 0 the top-m probabilities (fp16) and ids of its softmax.
 
@@ -184,7 +211,8 @@ def _reduce_logits(logits: torch.Tensor, top_m: int) -> tuple[torch.Tensor, torc
         return logits.max(dim=-1).indices, None, None
     values = logits.float()
     # sorted (most likely first), so that the first m' columns of a top-m pass are its top-m' (m' < m)
-    top_values, top_ids = values.topk(min(top_m, values.shape[-1]), dim=-1, sorted=True)
+    flat = values.reshape(-1, values.shape[-1])
+    top_values, top_ids = (t.reshape(*values.shape[:-1], -1) for t in top_m_values(flat, top_m))
     if top_values.shape[-1] < 2:
         top1 = values.max(dim=-1).indices  # one column cannot show a tie
     else:
@@ -192,7 +220,9 @@ def _reduce_logits(logits: torch.Tensor, top_m: int) -> tuple[torch.Tensor, torc
         tied = top_values[..., 0] == top_values[..., 1]
         if bool(tied.any()):
             top1[tied] = values[tied].max(dim=-1).indices
-    lse = torch.logsumexp(values, dim=-1, keepdim=True)
+    # log-sum-exp around the row maximum the top-m pass already found (torch.logsumexp would search it again)
+    row_max = top_values[..., :1]
+    lse = row_max + (values - row_max).exp_().sum(dim=-1, keepdim=True).log_()
     probs = (top_values - lse).exp().to(torch.float16)
     return top1, probs, top_ids.to(_top_m_dtype(logits.shape[-1]))
 

@@ -22,7 +22,7 @@ from radio_soft import BigramModel, ContextModel, LearnedKeyModel, looped, water
 from scipy import stats
 
 from radio import Watermark, WatermarkConfig
-from radio.detect.open_model import ReadingPass, _reduce_logits, open_model_test, read_texts
+from radio.detect.open_model import ReadingPass, _reduce_logits, open_model_test, read_texts, top_m_values
 from radio.detect.open_model_dist import open_model_dist_test, window_mass
 from radio.detect.phi import build_phi
 from radio.detect.result import derive_key
@@ -91,6 +91,28 @@ def test_top1_is_the_first_maximal_index_with_or_without_top_m_even_on_ties() ->
     for top_m in (0, 1, 2, 8):
         top1, _, _ = _reduce_logits(logits, top_m)
         assert torch.equal(top1, expected), top_m
+
+
+@pytest.mark.parametrize("width", [5, 64, 513, 2048, 4097, 32000, 32003])
+@pytest.mark.parametrize("m", [1, 8, 64])
+def test_folded_top_m_gives_topks_values_and_ids_of_those_values(width: int, m: int) -> None:
+    generator = torch.Generator().manual_seed(width * 100 + m)
+    values = torch.randn(37, width, generator=generator) * 4
+    values[::5] = values[::5].round()  # rows with many exact ties
+    values[3, -1] = values[3].max() + 1.0  # the best entry in the last (padded) column
+    expected = values.topk(min(m, width), dim=-1, sorted=True).values
+    top, ids = top_m_values(values, m)
+    assert torch.equal(top, expected)
+    assert torch.equal(values.gather(1, ids), top)  # ids point at those values
+    assert all(len(set(row)) == len(row) for row in ids.tolist())  # no id twice in a row
+
+
+def test_top_m_probabilities_are_softmaxs() -> None:
+    logits = torch.randn(3, 7, 3000) * 5
+    _, probs, ids = _reduce_logits(logits, 16)
+    expected = torch.softmax(logits, dim=-1).topk(16, dim=-1)
+    assert torch.allclose(probs.float(), expected.values, rtol=2e-3, atol=1e-6)
+    assert torch.equal(ids.long(), expected.indices)
 
 
 def test_window_mass_is_the_mean_of_in_domain_top_m_probabilities() -> None:
