@@ -119,6 +119,8 @@ def test_sd14_steps_in_process(realpath, tmp_path):
     frame = pd.DataFrame(rows).assign(trial_id="t0")
     report = build_report(frame, sweep.grid)
     tables = dict(report.tables)
+    assert {"memorization_scores", "memorization_quality"} <= set(report.console)  # one trial: both on the console
+    assert "copied_rate" in tables["memorization_scores"].columns
     by_kind = tables["replication_by_kind"]
     assert set(by_kind["kind"]) == SD_KINDS and (by_kind["n"] == SAMPLES).all()
     objects = tables["object_rates"]

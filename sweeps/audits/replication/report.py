@@ -438,13 +438,15 @@ def _roc_plot(frame: pd.DataFrame, quality: pd.DataFrame, rule: str = HEADLINE_R
     from radio.replication.memorization_eval import roc_points  # torch: only when the detector ran
 
     figure, axes = new_figure(5, 5)
-    styles = {"planted": "-", "training-copy": "--"}
+    styles = {"planted": "-", "training-copy": "--"}  # a colour per detector, a line style per ground truth
+    colours: dict[str, str] = {}
     for (detector, truth), (fpr, tpr) in roc_points(frame, rule).items():
+        colour = colours.setdefault(detector, f"C{len(colours)}")
         auc = quality[
             (quality["level"] == "generation") & (quality["detector"] == detector) & (quality["label"] == truth)
         ]["auc"]
         shown = f" (AUC {auc.iloc[0]:.3f})" if len(auc) == 1 else ""
-        axes.plot(fpr, tpr, linestyle=styles.get(truth, ":"), label=f"{detector} vs {truth}{shown}")
+        axes.plot(fpr, tpr, color=colour, linestyle=styles.get(truth, ":"), label=f"{detector} vs {truth}{shown}")
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     axes.set_xscale("symlog", linthresh=0.01)
     axes.set_xlim(0, 1)
@@ -497,6 +499,11 @@ def _display_scores(scores: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     return scores[[*varied, *(c for c in shown if c in scores.columns)]]
 
 
+def _n_trials(frame: pd.DataFrame) -> int:
+    axes = _axes(frame)
+    return int(frame.groupby(axes, dropna=False).ngroups) if axes and len(frame) else int(len(frame) > 0)
+
+
 def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
     """Every table, plot, gate and CSV of the sweep."""
     analyses = _analyses(frame)
@@ -534,7 +541,10 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
             "object_rates",
             "expectations",
             "quality_gates",
-            *(["memorization_scores", "memorization_quality"] if memorization else []),
+            # The per-prompt scores on the console for a one-trial sweep only (the default's 9 rows); with more
+            # trials they would outgrow a short console, and stay in the MLflow table.
+            *(["memorization_scores"] if memorization and _n_trials(frame) == 1 else []),
+            *(["memorization_quality"] if memorization else []),
         ],
         display={
             **_display(by_kind, objects, frame),
