@@ -16,7 +16,9 @@ close to B, as Alice's A or Bob's base is to a fine-tuned B); with `--model`, `-
 (Alice's A of the same sweep, say).
 
     python bench/calibrate_dist.py [--keys 300] [--tokens 4000] [--top-m 64] [--reference noisy --sharpen 8]
-    python bench/calibrate_dist.py --model CKPT --data MIX [--split heldout] [--k 1] [--reference A_DIR]
+    python bench/calibrate_dist.py --model CKPT --data MIX [--split heldout] [--k 1] [--reference A_DIR] [--signed]
+
+`--signed` gives the reference-calibrated test signed weights p_B - p_R (open-ref's `excess: signed`).
 """
 
 from __future__ import annotations
@@ -93,9 +95,16 @@ def noisy_reference(model: torch.nn.Module, seed: int = 1, scale: float = 0.3) -
     return reference
 
 
-def wrong_keys(wm: Watermark, reading: ReadingPass, n_keys: int, reference: torch.Tensor | None = None) -> list:
-    """The test under `n_keys` keys derived from Alice's (one aggregation for all); `open-ref` with a reference."""
-    mass = window_mass(wm, reading, reference=reference, weighting="mean" if reference is None else "sum")
+SIGNED = {False: "", True: " (signed)"}
+
+
+def wrong_keys(
+    wm: Watermark, reading: ReadingPass, n_keys: int, reference: torch.Tensor | None = None, signed: bool = False
+) -> list:
+    """The test under `n_keys` keys derived from Alice's (one aggregation for all); `open-ref` with a reference
+    (`signed`: weights p_B - p_R of either sign)."""
+    weighting = "mean" if reference is None else "sum"
+    mass = window_mass(wm, reading, reference=reference, weighting=weighting, signed=signed)
     return [
         open_model_dist_test(wm.with_key(derive_key(b"calibration", i)), reading, mass=mass, curve_points=0)
         for i in range(n_keys)
@@ -112,6 +121,7 @@ def main() -> None:
     parser.add_argument("--sharpen", type=float, default=40.0, help="LM head scale of the random models")
     parser.add_argument("--fresh-text", action="store_true", help="also the correct key on fresh text per key")
     parser.add_argument("--reference", help="open-ref: `noisy` (random models) or a model folder (with --model)")
+    parser.add_argument("--signed", action="store_true", help="open-ref with signed weights p_B - p_R")
     parser.add_argument("--model", type=Path, help="a trained clean checkpoint instead of random models")
     parser.add_argument("--data", type=Path, help="its mix folder (with --model)")
     parser.add_argument("--split", default="heldout")
@@ -135,9 +145,9 @@ def main() -> None:
         if args.reference is not None:
             r_model = load_model(Path(args.reference), device="cpu")
             ref = reference_probs(r_model, answers, reading, separator_id=sep, pad_id=tokenizer.pad_token_id or 0)
-        test = "open-dist" if ref is None else f"open-ref vs {Path(args.reference).name}"
+        test = "open-dist" if ref is None else f"open-ref{SIGNED[args.signed]} vs {Path(args.reference).name}"
         for scheme in ("kgw", "aaronson"):
-            results = wrong_keys(watermark(scheme, args.k, vocab, b"calibration"), reading, args.keys, ref)
+            results = wrong_keys(watermark(scheme, args.k, vocab, b"calibration"), reading, args.keys, ref, args.signed)
             d = results[0].detection
             label = (
                 f"{test}: {args.model.name} V={vocab} k={args.k} {scheme} ({d.n_eligible} positions, "
@@ -150,9 +160,9 @@ def main() -> None:
             texts = kgw_text(watermark("kgw", k, vocab, b"alice"), max(1, args.tokens // 200), 200, seed=vocab)
             reading = read_texts(model, texts, k, seq_len=256, top_m=args.top_m)
             ref = None if args.reference is None else reference_probs(noisy_reference(model), texts, reading)
-            test = "open-dist" if ref is None else "open-ref vs noisy copy"
+            test = "open-dist" if ref is None else f"open-ref{SIGNED[args.signed]} vs noisy copy"
             for scheme in ("kgw", "aaronson"):
-                results = wrong_keys(watermark(scheme, k, vocab, b"alice"), reading, args.keys, ref)
+                results = wrong_keys(watermark(scheme, k, vocab, b"alice"), reading, args.keys, ref, args.signed)
                 d = results[0].detection
                 label = (
                     f"{test}: random {args.preset} x{args.sharpen:g} V={vocab} k={k} {scheme} "
@@ -168,9 +178,10 @@ def main() -> None:
                 texts = kgw_text(wm, 8, 100, seed=i)
                 reading = read_texts(model, texts, 1, seq_len=256, top_m=args.top_m)
                 ref = None if r_model is None else reference_probs(r_model, texts, reading)
-                mass = window_mass(wm, reading, reference=ref, weighting="mean" if ref is None else "sum")
+                weighting = "mean" if ref is None else "sum"
+                mass = window_mass(wm, reading, reference=ref, weighting=weighting, signed=args.signed)
                 results.append(open_model_dist_test(wm, reading, mass=mass, curve_points=0))
-            test = "open-dist" if r_model is None else "open-ref vs noisy copy"
+            test = "open-dist" if r_model is None else f"open-ref{SIGNED[args.signed]} vs noisy copy"
             print(row(f"{test}: random V=2048 k=1 kgw, correct key, fresh text per key", results), flush=True)
     print(f"\n{time.perf_counter() - start:.0f} s; top_m {args.top_m}; Chernoff bound (conservative)")
 

@@ -6,7 +6,7 @@ split), top-1 (`open`) and distribution-based (`open-dist`), each also under --w
 read from --key-file (else $RADIO_WATERMARK_KEY), never printed.
 
     python bench/power_dist.py --run rho=0.1:CKPT:MIX --run base:BASE_CKPT:MIX [--top-m 64] [--k 1]
-                               [--reference A_DIR] [--key-file KEY]
+                               [--reference A_DIR [--excess positive --excess signed]] [--key-file KEY]
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ TESTS: list[dict[str, Any]] = [
 ]
 
 
-def specs(top_m: int, weightings: list[str], wrong_keys: int, references: list[str]) -> list[dict[str, Any]]:
-    """Each test as top-1, distribution-based (per weighting) and reference-calibrated (per reference, summed per
-    window), each with its wrong keys."""
+def specs(
+    top_m: int, weightings: list[str], wrong_keys: int, references: list[str], excess: list[str]
+) -> list[dict[str, Any]]:
+    """Each test as top-1, distribution-based (per weighting) and reference-calibrated (per reference and excess,
+    summed per window), each with its wrong keys."""
     out = []
     for test in TESTS:
         variants = [{**test, "setting": "open"}]
@@ -42,12 +44,14 @@ def specs(top_m: int, weightings: list[str], wrong_keys: int, references: list[s
         variants += [
             {
                 **test,
-                "name": f"{test['name']}-ref-{Path(r).name}",
+                "name": f"{test['name']}-ref-{Path(r).name}" + ("" if e == "positive" else f"-{e}"),
                 "setting": "open-ref",
                 "reference": r,
                 "top_m": top_m,
+                "excess": e,
             }
             for r in references
+            for e in excess
         ]
         for spec in variants:
             out.append(spec)
@@ -67,6 +71,7 @@ def main() -> None:
     parser.add_argument("--top-m", type=int, default=64)
     parser.add_argument("--weighting", action="append", default=None, help="mean (default), sum, sqrt; repeatable")
     parser.add_argument("--reference", action="append", default=[], help="open-ref against this model folder")
+    parser.add_argument("--excess", action="append", default=None, help="open-ref weights: positive, signed")
     parser.add_argument("--wrong-keys", type=int, default=3)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
@@ -81,7 +86,10 @@ def main() -> None:
         actor = DetectionActor(
             checkpoint, watermark, key_file=args.key_file, data=mix, device="cpu", seq_len=args.seq_len
         )
-        role_rows = actor.run_all(specs(args.top_m, args.weighting or ["mean"], args.wrong_keys, args.reference))
+        tests = specs(
+            args.top_m, args.weighting or ["mean"], args.wrong_keys, args.reference, args.excess or ["positive"]
+        )
+        role_rows = actor.run_all(tests)
         by_name: dict[str, list[dict[str, Any]]] = {}
         for row in role_rows:
             by_name.setdefault(row["spec"]["name"], []).append(row)

@@ -44,7 +44,12 @@ towards the tokens A's lists made frequent. With a reference model R that never 
 watermark is applied when it samples, or Bob's base model; `radio.detect.reference`), each position's weight is B's
 excess over R, max(p_B(v) - p_R(v), 0) for B's top-m ids v, aggregated per window as above (`weighting="sum"`
 by default there). The weights remain functions of B, R and the contexts, never of the key, so the argument above
-and its bound hold unchanged; R only removes the key-independent part of the weights. On the tiny default
+and its bound hold unchanged; R only removes the key-independent part of the weights. Signed weights
+(`excess="signed"`: p_B(v) - p_R(v) of either sign, so that the tokens B moved away from also count: under H1 they
+are red more often than gamma) keep the argument where the draws are independent (RadioHasher; three_bricks'
+Aaronson uniforms): the MGF of the sum is then the product whatever the signs, and the Chernoff bound of
+`radio.stats.chernoff` with signed weights applies. three_bricks' KGW lists (negatively associated) bound only
+weights of one sign: refused there. On the tiny default
 (rho = 0.1, unsupervised, A as R, measured) log10 p -9.2 against -2.4 without R and -2.2 for the top-1 test.
 
 Counts: `n_seen` tokens read, `n_eligible` eligible positions, `n_scored` distinct windows (lists) scored; the
@@ -77,6 +82,8 @@ REFERENCE_SETTING = "open-ref"
 # Which null draws each scheme's per-token score is under H0 (KGW: green indicator; Aaronson: -log(1 - r)).
 NULL_DRAWS = {"kgw": "bernoulli", "aaronson": "exponential"}
 LN10 = math.log(10.0)
+WEIGHTS_EXCESS = "excess max(p_B - p_R, 0)"
+WEIGHTS_SIGNED = "signed difference p_B - p_R (independent draws)"
 _THREE_BRICKS_MOD = 2**64 - 1
 
 
@@ -121,6 +128,7 @@ class WindowMass:
     weighting: str
     mass_covered: float
     reference: bool = False
+    signed: bool = False  # weights p_B - p_R of either sign (independent draws only)
 
     @property
     def n_lists(self) -> int:
@@ -135,7 +143,7 @@ class WindowMass:
     @cached_property
     def profile(self) -> WeightProfile:
         """The binned weights of the whole test (for the Chernoff bound)."""
-        return WeightProfile.of(self.weight)
+        return WeightProfile.of(self.weight, signed=self.signed)
 
     def curve_stops(self, n_points: int) -> tuple[np.ndarray, list[WeightProfile]]:
         """Up to `n_points` log-spaced prefixes (in lists), their entry ends and weight profiles (cached)."""
@@ -146,7 +154,7 @@ class WindowMass:
             else:
                 lists = np.unique(np.geomspace(1, self.n_lists, num=min(n_points, self.n_lists)).round().astype(int))
                 ends = np.searchsorted(self.entry_list, lists, side="left")
-                cache[n_points] = (lists, ends, prefix_profiles(self.weight, ends))
+                cache[n_points] = (lists, ends, prefix_profiles(self.weight, ends, signed=self.signed))
         lists, ends, profiles = cache[n_points]
         return np.stack([lists, ends]) if len(lists) else np.zeros((2, 0), dtype=np.int64), profiles
 
@@ -159,6 +167,7 @@ class WindowMass:
             "mass_scored": float(self.weight.sum()),
             "mass_covered": round(self.mass_covered, 6),
             "reference": self.reference,
+            "signed": self.signed,
         }
 
 
@@ -170,13 +179,23 @@ def window_mass(
     in_sequence_exclusion: bool = True,
     weighting: str = "mean",
     reference: torch.Tensor | None = None,
+    signed: bool = False,
 ) -> WindowMass:
     """Aggregate B's stored top-m probabilities of the eligible positions per distinct window (see the module).
 
     `reference` (n, m): a reference model's probabilities of the same ids at the same positions
-    (`radio.detect.reference.reference_probs`); the weights are then B's excess over it. Uses only the public
-    parameters of `wm` (vocabulary domain, k, hashing), never its key.
+    (`radio.detect.reference.reference_probs`); the weights are then B's excess over it, max(p_B - p_R, 0), or
+    with `signed` the difference p_B - p_R of either sign (valid for independent null draws only: not for KGW
+    lists of three_bricks hashing, a fixed-size subset per window). Uses only the public parameters of `wm`
+    (vocabulary domain, k, hashing), never its key.
     """
+    if signed and reference is None:
+        raise ValueError("signed: signed weights are B's difference to a reference model; give `reference`")
+    if signed and wm.config.hashing == "three_bricks" and _draws(wm) == "bernoulli":
+        raise ValueError(
+            "signed: three_bricks KGW lists are fixed-size subsets (negatively associated), whose bound holds for "
+            "weights of one sign only; use hashing radio or unsigned weights"
+        )
     if reading.k != wm.k:
         raise ValueError(f"reading pass has windows of k={reading.k} but the watermark has k={wm.k}")
     if reading.top_probs is None or reading.top_ids is None:
@@ -197,8 +216,10 @@ def window_mass(
     keep = (ids < wm.vocab_size) & (probs > 0.0)
     mass_covered = float(np.where(keep, probs, 0.0).sum() / max(where.size, 1))
     if reference is not None:  # B's excess over the reference (a weight of 0 adds nothing to T)
-        probs = np.maximum(probs - reference.numpy()[where].astype(np.float64), 0.0)
-        keep &= probs > 0.0
+        probs = probs - reference.numpy()[where].astype(np.float64)
+        if not signed:
+            probs = np.maximum(probs, 0.0)
+        keep &= probs != 0.0
     entry_key = (lists[:, None] * wm.vocab_size + ids)[keep]
     codes, uniques = pd.factorize(entry_key)
     mass = np.bincount(codes, weights=probs[keep], minlength=uniques.size)
@@ -218,6 +239,7 @@ def window_mass(
         weighting=weighting,
         mass_covered=mass_covered,
         reference=reference is not None,
+        signed=signed,
     )
 
 
@@ -276,7 +298,11 @@ def open_model_dist_test(
         "mass_scored": profile.total,
         "lambda": lam,
         **({"p_green": p} if draws == "bernoulli" else {}),
-        **({"weights": "B's excess over a key-free reference model, max(p_B - p_R, 0)"} if mass.reference else {}),
+        **(
+            {"weights": f"B's {WEIGHTS_SIGNED if mass.signed else WEIGHTS_EXCESS} over a key-free reference model"}
+            if mass.reference
+            else {}
+        ),
     }
     detection = DetectionResult(
         statistic=statistic,

@@ -1,7 +1,9 @@
-"""Chernoff upper bounds, in log space, on the tail of a positively weighted sum of independent null draws.
+"""Chernoff upper bounds, in log space, on the tail of a weighted sum of independent null draws.
 
 H0: T = sum_i a_i X_i with fixed weights a_i >= 0 and X_i independent Bernoulli(p) (or negatively associated
 Bernoulli(p) indicators, such as the members of a uniformly random subset of fixed size), or X_i independent Exp(1).
+Signed weights (`signed=True`) are allowed for independent draws only: the product of MGFs is then exact whatever
+the signs, while negative association bounds the MGF of a sum only for weights of one sign.
 
 The bound: for every lambda > 0, Markov's inequality on e^{lambda T} gives
 
@@ -14,11 +16,12 @@ for a_i >= 0, lambda > 0: the same bound holds. The right-hand side is convex in
 reported value. The bound holds for every lambda, so an inexact minimiser still gives a valid (looser) bound.
 
 Weights are summarised once in a `WeightProfile` (key-independent, reused for every key). Each log-MGF term is
-split as lambda a E[X] + psi(lambda a), with psi >= 0 increasing in a (psi(x) = log(1 - p + p e^x) - p x, or
--log(1 - x) - x): the linear part uses the exact sum of the weights, and psi uses the upper edge of each weight's
-log-spaced bin (ratio 1 + `rel_width`). That is an upper bound of the exact log-MGF, so the Chernoff bound stays
-valid; with a relative width of 1e-3 the exponent grows by about 2e-3 of its variance term, and the mean not at
-all. Weights below `floor` times the largest share the lowest bin (again its upper edge: still an upper bound).
+split as lambda a E[X] + psi(lambda a), with psi >= 0 convex, 0 at 0, so increasing in |x| on either side of 0
+(psi(x) = log(1 - p + p e^x) - p x, or -log(1 - x) - x): the linear part uses the exact sum of the weights, and psi
+uses the outer edge of each weight's log-spaced bin of |a| (ratio 1 + `rel_width`), with the weight's sign. That is
+an upper bound of the exact log-MGF, so the Chernoff bound stays valid; with a relative width of 1e-3 the exponent
+grows by about 2e-3 of its variance term, and the mean not at all. Weights below `floor` times the largest |a|
+share the lowest bin (again its outer edge: still an upper bound).
 Weights that are all equal fall into one bin whose edge is their value, so the bound is then the classical
 Chernoff bound of the binomial / gamma tail.
 
@@ -54,11 +57,12 @@ _BISECTIONS = 200  # Newton/bisection steps at most (Newton converges in about t
 
 @dataclass(frozen=True)
 class WeightProfile:
-    """Non-negative weights, binned for the Chernoff bound: bin upper edges, counts, and the exact moments.
+    """Weights, binned for the Chernoff bound: bin outer edges, counts, and the exact moments.
 
-    `edges[j]` is the upper edge of bin j (largest first), `counts[j]` how many weights it holds; `total` = sum a,
-    `total_sq` = sum a^2, `largest` = max a, `n` = number of positive weights (zero weights are dropped: they add
-    nothing to T nor to the bound).
+    `edges[j]` is the outer edge of bin j (its sign the weights'; |a| <= |edge|), `counts[j]` how many weights it
+    holds; `total` = sum a, `total_sq` = sum a^2, `largest` = max a (0 when no weight is positive), `n` = number of
+    non-zero weights (zero weights are dropped: they add nothing to T nor to the bound), `positive_total` = the sum
+    of the positive weights (the largest value a Bernoulli T can take).
     """
 
     edges: NDArray[np.float64]
@@ -67,12 +71,20 @@ class WeightProfile:
     total_sq: float
     largest: float
     n: int
+    positive_total: float = math.nan  # nan: every weight is >= 0, so it is `total`
 
     @classmethod
-    def of(cls, weights: ArrayLike, rel_width: float = 1e-3, floor: float = 1e-12) -> WeightProfile:
-        """Bin `weights` (any shape; >= 0, finite) on a log grid anchored at their maximum."""
-        a = _checked(weights)
-        return prefix_profiles(a, [a.size], rel_width, floor)[0]
+    def of(
+        cls, weights: ArrayLike, rel_width: float = 1e-3, floor: float = 1e-12, *, signed: bool = False
+    ) -> WeightProfile:
+        """Bin `weights` (any shape; finite, >= 0 unless `signed`) on a log grid of |a| anchored at its maximum."""
+        a = _checked(weights, signed)
+        return prefix_profiles(a, [a.size], rel_width, floor, signed=signed)[0]
+
+    @property
+    def max_statistic(self) -> float:
+        """The largest value T can take with Bernoulli draws (every positive weight's draw 1, every other 0)."""
+        return self.total if math.isnan(self.positive_total) else self.positive_total
 
     def mean(self, draws: str, p: float = 0.0) -> float:
         """E[T] under H0 (exact, from the unbinned weights)."""
@@ -83,15 +95,17 @@ class WeightProfile:
         return self.total_sq * (p * (1.0 - p) if draws == "bernoulli" else 1.0)
 
 
-def _checked(weights: ArrayLike) -> NDArray[np.float64]:
+def _checked(weights: ArrayLike, signed: bool = False) -> NDArray[np.float64]:
     a = np.asarray(weights, dtype=np.float64).reshape(-1)
-    if a.size and (not np.all(np.isfinite(a)) or a.min() < 0.0):
-        raise ValueError("weights: must be finite and >= 0")
+    if a.size and not np.all(np.isfinite(a)):
+        raise ValueError("weights: must be finite")
+    if a.size and not signed and a.min() < 0.0:
+        raise ValueError("weights: must be >= 0 (signed=True allows negative weights, for independent draws only)")
     return a
 
 
 def prefix_profiles(
-    weights: ArrayLike, stops: ArrayLike, rel_width: float = 1e-3, floor: float = 1e-12
+    weights: ArrayLike, stops: ArrayLike, rel_width: float = 1e-3, floor: float = 1e-12, *, signed: bool = False
 ) -> list[WeightProfile]:
     """`WeightProfile` of weights[:s] for every s in `stops` (increasing), on one grid, in one pass over the weights.
 
@@ -100,46 +114,55 @@ def prefix_profiles(
     """
     if not 0.0 < rel_width < 1.0:
         raise ValueError(f"rel_width: must be in (0, 1), got {rel_width}")
-    a = _checked(weights)
+    a = _checked(weights, signed)
     ends = np.asarray(stops, dtype=np.int64).reshape(-1)
     if ends.size and (np.any(np.diff(ends) < 0) or ends[0] < 0 or ends[-1] > a.size):
         raise ValueError(f"stops: must increase within 0..{a.size}")
     if ends.size == 0:
         return []
-    positive = a > 0.0
-    if not positive.any():
+    nonzero = a != 0.0
+    if not nonzero.any():
         return [WeightProfile(np.zeros(0), np.zeros(0), 0.0, 0.0, 0.0, 0) for _ in ends]
-    anchor = float(a.max())
+    magnitude = np.abs(a[nonzero])
+    anchor = float(magnitude.max())
     step = math.log1p(rel_width)
     n_bins = math.ceil(math.log(1.0 / floor) / step) + 1
-    index = np.full(a.size, -1, dtype=np.int64)
     with np.errstate(divide="ignore"):
-        depth = np.log(anchor / a[positive]) / step  # bin j holds a in (anchor (1+w)^-(j+1), anchor (1+w)^-j]
-    index[positive] = np.minimum(np.floor(depth).astype(np.int64), n_bins - 1)
-    used, dense = np.unique(index[positive], return_inverse=True)
+        depth = np.log(anchor / magnitude) / step  # bin j holds |a| in (anchor (1+w)^-(j+1), anchor (1+w)^-j]
+    # a bin per (depth, sign): code 2 j for positive weights, 2 j + 1 for negative ones
+    code = 2 * np.minimum(np.floor(depth).astype(np.int64), n_bins - 1) + (a[nonzero] < 0.0)
+    used, dense = np.unique(code, return_inverse=True)
     # one bincount over (segment between stops, bin); cumulative over segments gives every prefix
-    segment = np.searchsorted(ends, np.flatnonzero(positive), side="right")
+    segment = np.searchsorted(ends, np.flatnonzero(nonzero), side="right")
     table = np.bincount(segment * used.size + dense, minlength=(ends.size + 1) * used.size)
     counts = np.cumsum(table.reshape(ends.size + 1, used.size)[:-1], axis=0).astype(np.float64)
-    edges = anchor * np.exp(-step * used.astype(np.float64)) * (1.0 + 1e-12)
-    edges[used == 0] = anchor  # the top edge is exactly the largest weight
+    outer = anchor * np.exp(-step * (used // 2).astype(np.float64)) * (1.0 + 1e-12)
+    outer[used // 2 == 0] = anchor  # the top edge is exactly the largest |a|
+    edges = np.where(used % 2 == 1, -outer, outer)
     cum = np.concatenate([[0.0], np.cumsum(a)])
     cum_sq = np.concatenate([[0.0], np.cumsum(np.square(a))])
-    cum_n = np.concatenate([[0], np.cumsum(positive)])
-    cum_max = np.concatenate([[0.0], np.maximum.accumulate(a)])
+    cum_n = np.concatenate([[0], np.cumsum(nonzero)])
+    cum_max = np.concatenate([[0.0], np.maximum.accumulate(np.maximum(a, 0.0))])
+    cum_pos = np.concatenate([[0.0], np.cumsum(np.maximum(a, 0.0))]) if signed else None
     out = []
     for row, end in zip(counts, ends, strict=True):
         keep = row > 0
         out.append(
             WeightProfile(
-                edges[keep], row[keep], float(cum[end]), float(cum_sq[end]), float(cum_max[end]), int(cum_n[end])
+                edges[keep],
+                row[keep],
+                float(cum[end]),
+                float(cum_sq[end]),
+                float(cum_max[end]),
+                int(cum_n[end]),
+                float(cum_pos[end]) if cum_pos is not None else math.nan,
             )
         )
     return out
 
 
 def _psi_bernoulli(x: NDArray[np.float64], p: float) -> NDArray[np.float64]:
-    """log(1 - p + p e^x) - p x (>= 0 and increasing for x >= 0); a series where the difference would cancel.
+    """log(1 - p + p e^x) - p x (>= 0, increasing in |x|); a series where the difference would cancel.
 
     For large x (a statistic near the largest value T can take puts the minimiser far out) the log-sum-exp form,
     which does not overflow.
@@ -150,15 +173,15 @@ def _psi_bernoulli(x: NDArray[np.float64], p: float) -> NDArray[np.float64]:
     exact = np.where(x < 30.0, moderate, large)
     q = p * (1.0 - p)
     series = x * x * (q / 2.0 + x * (q * (1.0 - 2.0 * p) / 6.0 + x * q * (1.0 - 6.0 * q) / 24.0))
-    return np.where(x < 1e-4, series, exact)
+    return np.where(np.abs(x) < 1e-4, series, exact)
 
 
 def _psi_exponential(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """-log(1 - x) - x (>= 0 and increasing on [0, 1)); a series where the difference would cancel."""
+    """-log(1 - x) - x for x < 1 (>= 0, increasing in |x|); a series where the difference would cancel."""
     with np.errstate(divide="ignore"):
         exact = -np.log1p(-x) - x
     series = x * x * (0.5 + x * (1.0 / 3.0 + x * (0.25 + x / 5.0)))
-    return np.where(x < 1e-4, series, exact)
+    return np.where(np.abs(x) < 1e-4, series, exact)
 
 
 # The log-MGF sum splits into its linear part, lambda * mean, computed from the exact sum of the weights, and a
@@ -211,31 +234,38 @@ def chernoff_log_sf(statistic: float, profile: WeightProfile, draws: str, p: flo
         raise ValueError(f"statistic: must be finite, got {statistic}")
     if profile.n == 0 or statistic <= profile.mean(draws, p):
         return 0.0, 0.0
+    positive = profile.edges > 0.0
+    top = float(profile.edges[positive].max()) if positive.any() else 0.0
+    low, high = 0.0, 1.0 / float(np.abs(profile.edges).max())
     if draws == "bernoulli":
-        # the slope at lambda -> inf: p sum(a) + (1 - p) sum_j c_j e_j >= sum(a), the largest value T can take
-        binned_total = p * profile.total + (1.0 - p) * float(np.dot(profile.counts, profile.edges))
-        if statistic > profile.total * (1.0 + 1e-12):
+        if statistic > profile.max_statistic * (1.0 + 1e-12) + 1e-300:
             return -math.inf, math.inf
-        # lambda -> inf: every weight's term tends to log p + lam a, so the bound tends to n log p (T = sum a only
-        # when every indicator is 1) when the statistic reaches the binned slope at infinity.
+        # the slope at lambda -> inf: p sum(a) + (1 - p) sum_{e > 0} c e - p sum_{e < 0} c e >= the largest value T
+        # can take; there every positive weight's term tends to log p + lam a and every negative one's to
+        # log(1 - p), so the bound tends to n+ log p + n- log(1 - p) when the statistic reaches that slope.
+        counts, edges = profile.counts, profile.edges
+        binned_total = p * profile.total + float(np.dot(counts, np.where(positive, (1.0 - p) * edges, -p * edges)))
         if statistic >= binned_total:
-            return profile.n * math.log(p), math.inf
+            n_pos, n_neg = float(counts[positive].sum()), float(counts[~positive].sum())
+            return n_pos * math.log(p) + n_neg * math.log1p(-p), math.inf
         slope = lambda lam: _dlog_mgf_bernoulli(lam, profile, p) - statistic  # noqa: E731
         curvature = lambda lam: _d2log_mgf_bernoulli(lam, profile, p)  # noqa: E731
         value = lambda lam: -lam * statistic + _log_mgf_bernoulli(lam, profile, p)  # noqa: E731
-        low, high = 0.0, 1.0 / profile.largest
-        while slope(high) < 0.0:  # the slope rises to binned_total - statistic > 0
-            low, high = high, 2.0 * high
-            if high > 1e300:
-                break
     else:
+        if top == 0.0 and statistic > 0.0:  # no positive weight: T <= 0
+            return -math.inf, math.inf
         slope = lambda lam: _dlog_mgf_exponential(lam, profile) - statistic  # noqa: E731
         curvature = lambda lam: _d2log_mgf_exponential(lam, profile)  # noqa: E731
         value = lambda lam: -lam * statistic + _log_mgf_exponential(lam, profile)  # noqa: E731
-        # the slope tends to +inf as lam -> 1 / e_max; bisect on (0, 1/e_max) (edges[0] = e_max)
-        low, high = 0.0, 1.0 / float(profile.edges.max())
+        if top > 0.0:  # the slope tends to +inf as lam -> 1 / e_max: bisect on (0, 1/e_max)
+            high = 1.0 / top
+    if draws == "bernoulli" or top == 0.0:
+        while slope(high) < 0.0:  # the slope rises above the statistic (checked above)
+            low, high = high, 2.0 * high
+            if high > 1e300:
+                break
     best = _solve(slope, curvature, low, high, statistic)
-    if draws == "exponential":
+    if draws == "exponential" and top > 0.0:
         best = min(best, math.nextafter(high, 0.0))
     bound = value(best) if best > 0.0 else 0.0
     return min(bound, 0.0), best
@@ -267,7 +297,8 @@ def _solve(
 
 @dataclass(frozen=True, kw_only=True)
 class ChernoffTailResult(TestResult):
-    """H0: T = sum_i a_i X_i with fixed a_i >= 0 and independent (or negatively associated) null draws X_i.
+    """H0: T = sum_i a_i X_i with fixed a_i >= 0 and independent (or negatively associated) null draws X_i (or signed
+    a_i and independent draws).
 
     `log10_pvalue` is the log10 of the Chernoff bound inf_lambda E[e^{lambda T}] e^{-lambda t}: a valid, conservative
     p-value (never a normal approximation). `statistic` is t; `mean` and `sd` are T's mean and standard deviation

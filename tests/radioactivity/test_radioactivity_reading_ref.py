@@ -60,10 +60,10 @@ def _reference(model: torch.nn.Module, texts: list[list[int]], reading: ReadingP
     return reference_probs(model, texts, reading, batch_size=8)
 
 
-def _wrong_keys(wm: Watermark, reading: ReadingPass, ref: torch.Tensor, **kwargs: object) -> list:
-    mass = window_mass(wm, reading, reference=ref, weighting="sum", **kwargs)
+def _wrong_keys(wm: Watermark, reading: ReadingPass, ref: torch.Tensor, signed: bool = False) -> list:
+    mass = window_mass(wm, reading, reference=ref, weighting="sum", signed=signed)
     keys = [wm.with_key(derive_key(b"alice", i)) for i in range(N_KEYS)]
-    return [open_model_dist_test(w, reading, mass=mass, curve_points=0, **kwargs) for w in keys]
+    return [open_model_dist_test(w, reading, mass=mass, curve_points=0) for w in keys]
 
 
 def test_reference_probs_are_the_reference_softmax_at_b_top_ids() -> None:
@@ -127,19 +127,20 @@ def _eligible(wm: Watermark, reading: ReadingPass) -> np.ndarray:
     return eligible_positions(wm, reading, None, True).numpy()
 
 
+@pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("scheme", ["kgw", "aaronson"])
-def test_clean_models_wrong_keys_v2048_k1(scheme: str) -> None:
+def test_clean_models_wrong_keys_v2048_k1(scheme: str, signed: bool) -> None:
     wm = _wm(scheme, vocab=2048)
     base = BigramModel(2048, seed=1).table
     texts = watermarked_text(_wm("kgw", vocab=2048), n_texts=8, length=120, seed=0, base=base)
     b = BigramModel(2048, seed=2)
     for r in (BigramModel(2048, seed=3), NoisyCopy(b, 2048, seed=4)):  # another model; B "fine-tuned" clean
         reading = read_texts(b, texts, k=1, seq_len=256, top_m=32)
-        _assert_calibrated(_wrong_keys(wm, reading, _reference(r, texts, reading)))
+        _assert_calibrated(_wrong_keys(wm, reading, _reference(r, texts, reading), signed))
 
 
-@pytest.mark.parametrize("scheme", ["kgw", "aaronson"])
-def test_clean_transformers_wrong_keys_v32000_k2(scheme: str) -> None:
+@pytest.mark.parametrize(("scheme", "signed"), [("kgw", False), ("aaronson", False), ("kgw", True)])
+def test_clean_transformers_wrong_keys_v32000_k2(scheme: str, signed: bool) -> None:
     from radio.models import build_model
 
     b = build_model("tiny-0.5m", vocab_size=32000, seed=0).eval()
@@ -155,7 +156,7 @@ def test_clean_transformers_wrong_keys_v32000_k2(scheme: str) -> None:
     reading = read_texts(b, texts, k=2, seq_len=128, top_m=32)
     ref = _reference(r, texts, reading)
     assert window_mass(wm, reading, reference=ref).weight.size > 1000
-    _assert_calibrated(_wrong_keys(wm, reading, ref))
+    _assert_calibrated(_wrong_keys(wm, reading, ref, signed))
 
 
 def test_three_bricks_fixed_size_lists_wrong_keys() -> None:
@@ -164,6 +165,8 @@ def test_three_bricks_fixed_size_lists_wrong_keys() -> None:
     reading = read_texts(BigramModel(128, seed=3), texts, k=1, seq_len=128, top_m=32)
     mass = window_mass(wm, reading, reference=_reference(BigramModel(128, seed=4), texts, reading))
     _assert_calibrated([open_model_dist_test(wm.with_key(1000 + i), reading, mass=mass) for i in range(N_KEYS)])
+    with pytest.raises(ValueError, match="one sign only"):  # fixed-size lists bound weights of one sign only
+        window_mass(wm, reading, reference=_reference(BigramModel(128, seed=4), texts, reading), signed=True)
 
 
 def _correct_key_runs(
@@ -173,6 +176,7 @@ def _correct_key_runs(
     text: Callable[[Watermark, int], list[list[int]]],
     exclusion: bool = True,
     n_keys: int = N_KEYS,
+    signed: bool = False,
 ) -> list:
     """H0 with the CORRECT key: fresh text watermarked with each key, read by B and R that never saw a key."""
     keys = [_wm(scheme, vocab=128, key=f"key-{i}".encode()) for i in range(n_keys)]
@@ -185,42 +189,51 @@ def _correct_key_runs(
     for wm, ts in zip(keys, texts, strict=True):
         stop = start + _SEQ * len(ts)
         part = _slice(reading, start, stop)
-        mass = window_mass(wm, part, in_sequence_exclusion=exclusion, weighting="sum", reference=ref[start:stop])
+        mass = window_mass(
+            wm, part, in_sequence_exclusion=exclusion, weighting="sum", reference=ref[start:stop], signed=signed
+        )
         out.append(open_model_dist_test(wm, part, mass=mass, in_sequence_exclusion=exclusion, curve_points=0))
         start = stop
     return out
 
 
-def test_a_model_that_copies_its_context_is_not_radioactive_against_a_bigram_reference() -> None:
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_model_that_copies_its_context_is_not_radioactive_against_a_bigram_reference(signed: bool) -> None:
     def text(wm: Watermark, i: int) -> list[list[int]]:
         return watermarked_text(wm, n_texts=4, length=96, seed=i)
 
-    runs = _correct_key_runs("kgw", ContextModel(128), BigramModel(128, seed=5), text)
+    runs = _correct_key_runs("kgw", ContextModel(128), BigramModel(128, seed=5), text, signed=signed)
     _assert_calibrated(runs)
+    if signed:
+        return
     # negative control: without the in-sequence exclusion the copier's excess sits on the green tokens it has seen
     p, z = _summary(_correct_key_runs("kgw", ContextModel(128), BigramModel(128, seed=5), text, False, n_keys=60))
     assert z.mean() > 3 and (p <= 0.01).mean() > 0.5
 
 
-def test_looping_text_read_by_a_copying_model_aaronson_and_a_clean_model_kgw() -> None:
+@pytest.mark.parametrize("signed", [False, True])
+def test_looping_text_read_by_a_copying_model_aaronson_and_a_clean_model_kgw(signed: bool) -> None:
     def loops(period: int, repeats: int) -> Callable[[Watermark, int], list[list[int]]]:
         def text(wm: Watermark, i: int) -> list[list[int]]:
             return [t[:_SEQ] for t in looped(watermarked_text(wm, n_texts=4, length=60, seed=i), period, repeats)]
 
         return text
 
-    _assert_calibrated(_correct_key_runs("aaronson", ContextModel(128), BigramModel(128, seed=6), loops(12, 4)))
-    _assert_calibrated(_correct_key_runs("kgw", BigramModel(128, seed=4), ContextModel(128), loops(8, 6)))
+    copier, clean = ContextModel(128), BigramModel(128, seed=4)
+    _assert_calibrated(_correct_key_runs("aaronson", copier, BigramModel(128, seed=6), loops(12, 4), signed=signed))
+    _assert_calibrated(_correct_key_runs("kgw", clean, ContextModel(128), loops(8, 6), signed=signed))
 
 
-def test_a_model_that_learned_another_key_stays_uniform_under_the_tested_key() -> None:
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_model_that_learned_another_key_stays_uniform_under_the_tested_key(signed: bool) -> None:
     other = _wm(vocab=512, key=b"someone-else")
     b = LearnedKeyModel(other, seed=5)
     texts = watermarked_text(_wm(vocab=512), n_texts=8, length=120, seed=3)
     reading = read_texts(b, texts, k=1, seq_len=128, top_m=32)
     ref = _reference(b.base, texts, reading)  # its own base: the excess is exactly the other key's tilt
-    assert open_model_dist_test(other, reading, mass=window_mass(other, reading, reference=ref)).log10_pvalue < -20
-    _assert_calibrated(_wrong_keys(_wm(vocab=512), reading, ref))
+    own = window_mass(other, reading, reference=ref, signed=signed)
+    assert open_model_dist_test(other, reading, mass=own).log10_pvalue < -20
+    _assert_calibrated(_wrong_keys(_wm(vocab=512), reading, ref, signed))
 
 
 def test_a_weak_inherited_tilt_is_found_by_the_excess_and_missed_by_the_raw_mass() -> None:
@@ -234,6 +247,11 @@ def test_a_weak_inherited_tilt_is_found_by_the_excess_and_missed_by_the_raw_mass
     calibrated = open_model_dist_test(wm, reading, mass=mass)
     assert calibrated.log10_pvalue < -5 and raw.log10_pvalue > -3, (calibrated.log10_pvalue, raw.log10_pvalue)
     assert math.isfinite(calibrated.detection.h0["sd"])
+    # signed weights also count the red tokens B moved away from: more power on the same tilt
+    signed = window_mass(wm, reading, weighting="sum", reference=_reference(ref, texts, reading), signed=True)
+    assert (signed.weight < 0).any() and signed.signed
+    both = open_model_dist_test(wm, reading, mass=signed)
+    assert both.log10_pvalue < calibrated.log10_pvalue and "signed" in str(both.detection.h0["weights"])
 
 
 def test_actor_reads_the_reference_once_and_checks_its_folder(tmp_path: Path) -> None:
@@ -261,9 +279,18 @@ def test_actor_reads_the_reference_once_and_checks_its_folder(tmp_path: Path) ->
         actor.run({**spec, "reference": str(other)})
 
 
-def test_reference_is_required() -> None:
+def test_reference_is_required_and_excess_checked() -> None:
     from radio.config import ConfigError
     from radio.detect.spec import DetectionSpec
 
     with pytest.raises(ConfigError, match="reference"):
         DetectionSpec.from_dict({"setting": "open-ref"})
+    with pytest.raises(ConfigError, match="excess"):
+        DetectionSpec.from_dict({"setting": "open-ref", "reference": "/r", "excess": "both"})
+    assert DetectionSpec.from_dict({"setting": "open-ref", "reference": "/r", "excess": "signed"}).options.excess == (
+        "signed"
+    )
+    with pytest.raises(ValueError, match="give `reference`"):
+        window_mass(
+            _wm(vocab=64), read_texts(BigramModel(64, seed=0), [[1, 2, 3]], k=1, seq_len=8, top_m=4), signed=True
+        )

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from radio.detect.spec import DetectionSpec
 
 SETTING = "open-ref"
+EXCESS = ("positive", "signed")
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,19 @@ class OpenRefOptions:
     weighting: str = field(
         default="sum", metadata={"help": "per-window weight of B's summed excess: sum, mean or sqrt (of positions)"}
     )
+    excess: str = field(
+        default="positive",
+        metadata={
+            "help": "weights: positive (B's excess over R, max(p_B - p_R, 0)) or signed (p_B - p_R; independent "
+            "null draws only: hashing radio, or Aaronson)"
+        },
+    )
 
     def __post_init__(self) -> None:
         require(isinstance(self.reference, str) and self.reference != "", "reference", "a reference model is needed")
         require(isinstance(self.top_m, int) and self.top_m >= 1, "top_m", f"must be an integer >= 1, got {self.top_m}")
         require(self.weighting in WEIGHTINGS, "weighting", f"must be one of {list(WEIGHTINGS)}, got {self.weighting!r}")
+        require(self.excess in EXCESS, "excess", f"must be one of {list(EXCESS)}, got {self.excess!r}")
 
 
 @register(SETTING, OpenRefOptions)
@@ -84,6 +93,7 @@ def run_open_ref(actor: DetectionActor, spec: DetectionSpec, data: Path | None) 
             in_sequence_exclusion=options.in_sequence_exclusion,
             weighting=options.weighting,
             reference=ref,
+            signed=options.excess == "signed",
         )
 
     phi_key = (spec.phi, spec.phi_split or spec.text_split)
