@@ -49,8 +49,9 @@ and its bound hold unchanged; R only removes the key-independent part of the wei
 are red more often than gamma) keep the argument where the draws are independent (RadioHasher; three_bricks'
 Aaronson uniforms): the MGF of the sum is then the product whatever the signs, and the Chernoff bound of
 `radio.stats.chernoff` with signed weights applies. three_bricks' KGW lists (negatively associated) bound only
-weights of one sign: refused there. On the tiny default
-(rho = 0.1, unsupervised, A as R, measured) log10 p -9.2 against -2.4 without R and -2.2 for the top-1 test.
+weights of one sign: refused there. On the tiny default (rho = 0.1, unsupervised, measured under two keys):
+A as R -9.2 and -4.1 against -2.2 and -3.2 for the top-1 test; under the second key Bob's base as R -4.4, signed
+-5.8 (README, open-ref).
 
 Counts: `n_seen` tokens read, `n_eligible` eligible positions, `n_scored` distinct windows (lists) scored; the
 result's `h0` also gives the number of (window, token) terms, the scored mass and the mean of T under H0.
