@@ -261,7 +261,8 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "reference-calibrated reading beats top-1 reading",
-        "(not in the paper: radio's open-ref test, B's excess over a key-free reference, against the paper's top-1 reading test)",
+        "(not in the paper: radio's open-ref test, B's excess over a key-free reference, against the paper's top-1 "
+        "reading test)",
         _reference,
         optional=True,
     ),
