@@ -45,16 +45,27 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
-def max_similarity(queries: np.ndarray, members: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """For each query row, its highest cosine similarity to any member row (both L2-normalised), in chunks."""
+def nearest_member(queries: np.ndarray, members: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row, its highest cosine similarity to any member row (both L2-normalised) and that member's
+    index (the first on ties), in chunks of members."""
     queries = np.asarray(queries, dtype=np.float32)
     members = np.asarray(members, dtype=np.float32)
     if len(members) == 0:
         raise ValueError("max_similarity: the cluster has no members")
-    out = np.full(len(queries), -np.inf, dtype=np.float32)
+    best = np.full(len(queries), -np.inf, dtype=np.float32)
+    index = np.zeros(len(queries), dtype=np.int64)
     for start in range(0, len(members), chunk):
-        np.maximum(out, (queries @ members[start : start + chunk].T).max(axis=1, initial=-np.inf), out=out)
-    return out
+        sims = queries @ members[start : start + chunk].T
+        where = sims.argmax(axis=1)
+        value = sims[np.arange(len(queries)), where]
+        better = value > best
+        best[better], index[better] = value[better], where[better] + start
+    return best, index
+
+
+def max_similarity(queries: np.ndarray, members: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """For each query row, its highest cosine similarity to any member row (both L2-normalised), in chunks."""
+    return nearest_member(queries, members, chunk)[0]
 
 
 def cluster_thresholds(embeddings: np.ndarray, members: np.ndarray) -> dict[str, Threshold]:
@@ -80,12 +91,14 @@ def cluster_thresholds(embeddings: np.ndarray, members: np.ndarray) -> dict[str,
 @dataclass(frozen=True)
 class ReplicationScores:
     """Scores of g generations against one cluster: `scores` (g,) nearest-member cosine similarities,
-    `rules` the rule names and `flags` (len(rules), g) whether each generation replicates under each rule."""
+    `rules` the rule names and `flags` (len(rules), g) whether each generation replicates under each rule;
+    `nearest` (g,) the index of each generation's nearest member."""
 
     scores: np.ndarray
     rules: tuple[str, ...]
     thresholds: tuple[float, ...]
     flags: np.ndarray
+    nearest: np.ndarray
 
     def rates(self) -> dict[str, float]:
         """Share of generations replicating, per rule."""
@@ -106,11 +119,13 @@ def score_generations(
 
     A NaN threshold (rule undefined for this cluster) flags nothing.
     """
-    scores = max_similarity(_unit(generated), _unit(member_embeddings))
+    scores, nearest = nearest_member(_unit(generated), _unit(member_embeddings))
     rules = tuple(thresholds)
     values = np.asarray(
         [t.value if isinstance(t, Threshold) else float(t) for t in thresholds.values()], dtype=np.float64
     )
     with np.errstate(invalid="ignore"):
         flags = scores[None, :].astype(np.float64) >= values[:, None]
-    return ReplicationScores(scores=scores, rules=rules, thresholds=tuple(values.tolist()), flags=flags)
+    return ReplicationScores(
+        scores=scores, rules=rules, thresholds=tuple(values.tolist()), flags=flags, nearest=nearest
+    )

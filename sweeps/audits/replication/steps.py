@@ -262,7 +262,7 @@ class Steps:
         # The second ground truth: does the generation copy any training image (the whole reference set, not
         # only the planted artwork's members) as closely as a rule's threshold? Same rules, same values.
         copies = score_generations(embedded, loaded["reference"], loaded["thresholds"])
-        nearest_index = (embedded @ loaded["reference"].T).argmax(axis=1)
+        nearest_index = copies.nearest
         row["nearest_values"] = ";".join(f"{v:.6g}" for v in copies.scores)
         row["nearest_rows"] = ";".join(str(int(r)) for r in loaded["reference_rows"][nearest_index])
         for i, rule in enumerate(copies.rules):
