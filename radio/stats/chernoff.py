@@ -71,7 +71,7 @@ class WeightProfile:
     total_sq: float
     largest: float
     n: int
-    positive_total: float = math.nan  # nan: every weight is >= 0, so it is `total`
+    positive_total: float = 0.0
 
     @classmethod
     def of(
@@ -80,11 +80,6 @@ class WeightProfile:
         """Bin `weights` (any shape; finite, >= 0 unless `signed`) on a log grid of |a| anchored at its maximum."""
         a = _checked(weights, signed)
         return prefix_profiles(a, [a.size], rel_width, floor, signed=signed)[0]
-
-    @property
-    def max_statistic(self) -> float:
-        """The largest value T can take with Bernoulli draws (every positive weight's draw 1, every other 0)."""
-        return self.total if math.isnan(self.positive_total) else self.positive_total
 
     def mean(self, draws: str, p: float = 0.0) -> float:
         """E[T] under H0 (exact, from the unbinned weights)."""
@@ -143,7 +138,7 @@ def prefix_profiles(
     cum_sq = np.concatenate([[0.0], np.cumsum(np.square(a))])
     cum_n = np.concatenate([[0], np.cumsum(nonzero)])
     cum_max = np.concatenate([[0.0], np.maximum.accumulate(np.maximum(a, 0.0))])
-    cum_pos = np.concatenate([[0.0], np.cumsum(np.maximum(a, 0.0))]) if signed else None
+    cum_pos = np.concatenate([[0.0], np.cumsum(np.maximum(a, 0.0))])
     out = []
     for row, end in zip(counts, ends, strict=True):
         keep = row > 0
@@ -155,7 +150,7 @@ def prefix_profiles(
                 float(cum_sq[end]),
                 float(cum_max[end]),
                 int(cum_n[end]),
-                float(cum_pos[end]) if cum_pos is not None else math.nan,
+                float(cum_pos[end]),
             )
         )
     return out
@@ -238,7 +233,7 @@ def chernoff_log_sf(statistic: float, profile: WeightProfile, draws: str, p: flo
     top = float(profile.edges[positive].max()) if positive.any() else 0.0
     low, high = 0.0, 1.0 / float(np.abs(profile.edges).max())
     if draws == "bernoulli":
-        if statistic > profile.max_statistic * (1.0 + 1e-12) + 1e-300:
+        if statistic > profile.positive_total * (1.0 + 1e-12) + 1e-300:
             return -math.inf, math.inf
         # the slope at lambda -> inf: p sum(a) + (1 - p) sum_{e > 0} c e - p sum_{e < 0} c e >= the largest value T
         # can take; there every positive weight's term tends to log p + lam a and every negative one's to

@@ -156,7 +156,7 @@ def test_signed_weights_bound_is_valid_and_tight(draws: str) -> None:
         WeightProfile.of(a)
     profile = WeightProfile.of(a, signed=True)
     assert profile.n == a.size and profile.total == pytest.approx(a.sum()) and profile.largest == a.max()
-    assert profile.max_statistic == pytest.approx(a[a > 0].sum())
+    assert profile.positive_total == pytest.approx(a[a > 0].sum())
     assert profile.edges.min() < 0.0 < profile.edges.max()
     e_x = 0.25 if draws == "bernoulli" else 1.0
     sd = math.sqrt(profile.variance(draws, 0.25))
