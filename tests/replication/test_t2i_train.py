@@ -79,6 +79,7 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ("caption_dropout", 1.0),
         ("prediction_type", "sample"),
         ("beta_schedule", "cosine"),
+        ("attention_kernel", "flash"),
     ],
 )
 def test_config_errors_name_the_field(field: str, value: object) -> None:
@@ -91,6 +92,27 @@ def test_config_round_trip_and_unknown_keys() -> None:
     assert TinyT2IConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown key"):
         TinyT2IConfig.from_dict({"train_step": 3})
+
+
+def test_attention_kernels_compute_the_same_unet() -> None:
+    """"math" and "sdpa" are two kernels for one function: same weights, same output up to float rounding."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    from radio.replication.t2i.model import set_attention_kernel
+
+    model = TinyT2I.create(TinyT2IConfig(image_size=16), CAPTIONS, seed=0)
+    processors = {type(p) for p in model.unet.attn_processors.values()}
+    assert processors == {AttnProcessor}  # the config's default, "math"
+    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([10, 500, 990])
+    with torch.no_grad():
+        context = model.encode_text(model.tokenize([*CAPTIONS, ""]))
+        math_out = model.unet(x, t, encoder_hidden_states=context).sample
+        set_attention_kernel(model.unet, "sdpa")
+        assert {type(p) for p in model.unet.attn_processors.values()} == {AttnProcessor2_0}
+        sdpa_out = model.unet(x, t, encoder_hidden_states=context).sample
+    assert math_out.abs().max() > 0.1
+    torch.testing.assert_close(math_out, sdpa_out, rtol=1e-4, atol=1e-5)
 
 
 def test_bad_training_data_is_rejected(tmp_path: Path) -> None:
@@ -127,6 +149,8 @@ def test_checkpoints_at_requested_steps_load(toy_run: dict) -> None:
         assert read_checkpoint_meta(folder)["step"] == step
     model = TinyT2I.load(checkpoint_dir(out, 50))
     assert model.config.train_steps == 150 and 0 < model.parameter_count()["unet"]
+    # The kernel is not saved with the UNet's weights: loading applies the one the config names.
+    assert {type(p).__name__ for p in model.unet.attn_processors.values()} == {"AttnProcessor"}
 
 
 def test_guided_generations_look_like_their_caption_image(toy_run: dict) -> None:

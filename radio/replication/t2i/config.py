@@ -31,6 +31,11 @@ class TinyT2IConfig:
     pooled_text_conditioning: bool = True
     pooled_text_heads: int = 4
     attention_head_dim: int = 8
+    # "math": attention as explicit matmuls and a softmax; "sdpa": torch's fused scaled_dot_product_attention.
+    # Same arithmetic, different kernels: at this model's 16-64 query tokens the fused CPU kernel is
+    # overhead-bound, and "math" trains 1.2-1.3x faster on 2 cores (bench/bench_replication_stages.py
+    # --variants attention_kernel=sdpa); on a GPU "sdpa" is the faster one.
+    attention_kernel: str = "math"
     norm_num_groups: int = 8
     text_hidden_size: int = 64
     text_layers: int = 2
@@ -93,6 +98,11 @@ class TinyT2IConfig:
             and all(self.block_out_channels[lv] % self.attention_head_dim == 0 for lv in self.attention_levels),
             "attention_head_dim",
             f"must divide the width of every attention level, got {self.attention_head_dim}",
+        )
+        require(
+            self.attention_kernel in ("math", "sdpa"),
+            "attention_kernel",
+            f"must be 'math' or 'sdpa', got {self.attention_kernel!r}",
         )
         require(self.layers_per_block >= 1, "layers_per_block", f"must be >= 1, got {self.layers_per_block}")
 

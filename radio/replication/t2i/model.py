@@ -113,6 +113,13 @@ def build_unet(config: TinyT2IConfig) -> Any:
     )
 
 
+def set_attention_kernel(unet: Any, kernel: str) -> None:
+    """Run the UNet's attention blocks on `kernel` ("math" or "sdpa", see `TinyT2IConfig.attention_kernel`)."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    unet.set_attn_processor(AttnProcessor() if kernel == "math" else AttnProcessor2_0())
+
+
 def build_noise_scheduler(config: TinyT2IConfig) -> Any:
     """The DDPM training noise schedule and prediction target; DDIM sampling is built from its config."""
     from diffusers import DDPMScheduler
@@ -144,6 +151,7 @@ class TinyT2I:
             torch.manual_seed(seed)
             text_encoder = build_text_encoder(config, tokenizer)
             unet = build_unet(config)
+        set_attention_kernel(unet, config.attention_kernel)
         return cls(config, tokenizer, text_encoder, unet, build_noise_scheduler(config))
 
     def tokenize(self, captions: Sequence[str]) -> torch.Tensor:
@@ -201,6 +209,7 @@ class TinyT2I:
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
         text_encoder = CLIPTextModel.from_pretrained(str(folder / "text_encoder"), local_files_only=True)
         unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"), local_files_only=True)
+        set_attention_kernel(unet, config.attention_kernel)
         scheduler = DDPMScheduler.from_pretrained(str(folder / "scheduler"), local_files_only=True)
         model = cls(config, tokenizer, text_encoder.eval(), unet.eval(), scheduler)
         return model.to(device)
