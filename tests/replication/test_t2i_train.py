@@ -95,7 +95,7 @@ def test_config_round_trip_and_unknown_keys() -> None:
 
 
 def test_attention_kernels_compute_the_same_unet() -> None:
-    """"math" and "sdpa" are two kernels for one function: same weights, same output up to float rounding."""
+    """The "math" and "sdpa" kernels compute one function: same weights, same output up to float rounding."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
     from radio.replication.t2i.model import set_attention_kernel
