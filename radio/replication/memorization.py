@@ -14,6 +14,10 @@ Token attribution, the paper's way (`method="gradient"`): the gradient of the fi
 summed over seeds, with respect to each input token embedding of the prompt; a word's attribution is the L2 norm
 of its tokens' gradients. `method="drop"` removes one word at a time and reports how much the score falls.
 
+`first_step_estimates` gives each seed's first clean-sample estimate (x0 from the first sampling step's output),
+the input of a second model-only detector (`memorization_eval.denoised_agreement`): where the noise difference
+measures how far a prompt moves the prediction, that one measures whether it moves every seed to the same image.
+
 Two model adapters: `TinyNoiseDifference` (the embedded default's `TinyT2I`) and `PipelineNoiseDifference` (a
 diffusers `StableDiffusionPipeline`, the `sd14` path); `noise_difference_model` builds the right one from a loaded
 generator. `detection_quality` gives ROC AUC and the TPR at a false-positive rate against labels.
@@ -122,6 +126,58 @@ def noise_differences(
             if k + 1 < steps:  # the last scored step needs no update
                 guided = raw_u + guidance_scale * (raw_c - raw_u)
                 x = scheduler.step(guided, t, x, eta=0.0).prev_sample
+    return out
+
+
+def _clean_estimate(scheduler: Any, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The model's estimate of the clean sample x0 from its raw output at x_t (epsilon, v or sample prediction)."""
+    kind = scheduler.config.prediction_type
+    alpha_bar = scheduler.alphas_cumprod.to(out.device)[t.long()].to(out.dtype)
+    if kind == "epsilon":
+        return (x - (1 - alpha_bar).sqrt() * out) / alpha_bar.sqrt()
+    if kind == "v_prediction":
+        return alpha_bar.sqrt() * x - (1 - alpha_bar).sqrt() * out
+    if kind == "sample":
+        return out
+    raise ValueError(f"prediction_type {kind!r}: expected epsilon, v_prediction or sample")
+
+
+@torch.no_grad()
+def first_step_estimates(
+    model: NoiseDifferenceModel,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    num_inference_steps: int = 30,
+    guidance_scale: float = 1.0,
+    batch_size: int = 50,
+) -> np.ndarray:
+    """(len(prompts), sample size) float64: row i is the model's estimate of the clean sample at the first DDIM step
+    of the trajectory seeds[i] starts (x0 from the guided output at the start noise), flattened.
+
+    One UNet pass per sample at guidance 1 (the conditional branch alone), two otherwise. The start noise is the
+    generators' (`seeded_noise`), so the estimate is the first one the audit's generation of (prompt, seed) makes.
+    """
+    if len(prompts) != len(seeds):
+        raise ValueError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
+    guided = guidance_scale != 1.0
+    empty = model.encode(model.tokenize([""]).to(model.device)) if guided else None
+    out = np.empty((len(prompts), int(np.prod(model.sample_shape))), dtype=np.float64)
+    for start in range(0, len(prompts), batch_size):
+        stop = min(start + batch_size, len(prompts))
+        context = model.encode(model.tokenize(list(prompts[start:stop])).to(model.device))
+        if empty is not None:
+            context = torch.cat([empty.expand(stop - start, -1, -1).to(context.dtype), context])
+        scheduler = model.scheduler()
+        scheduler.set_timesteps(num_inference_steps, device=model.device)
+        t = scheduler.timesteps[0]
+        x = seeded_noise(seeds[start:stop], model.sample_shape).to(model.device, context.dtype)
+        x = scheduler.scale_model_input(x * scheduler.init_noise_sigma, t)
+        raw = _wide(model.predict(torch.cat([x, x]) if guided else x, t, context))
+        if guided:
+            raw_u, raw_c = raw.chunk(2)
+            raw = raw_u + guidance_scale * (raw_c - raw_u)
+        out[start:stop] = _clean_estimate(scheduler, raw, _wide(x), t).flatten(1).double().cpu().numpy()
     return out
 
 

@@ -7,7 +7,15 @@ replicated rate under a threshold rule; `memorization_quality` the ROC AUC and T
 truth, at two levels: prompts (label: rate >= `min_rate`) and generations (label: that seed's image replicated);
 `kind_ranking` says whether the score orders the five kinds as the training-set audit's rates do.
 
-A second data-free score rides along (`seed_agreement`, after Carlini et al., "Extracting Training Data from
+A second model-only score (`denoised_agreement`) reads memorization off the first sampling step: each seed's
+estimate of the clean image there (x0 from one UNet pass at the start noise), mean-removed, and its cosine to the
+nearest estimates of the other seeds. The noise difference measures how far a prompt moves the prediction from
+the unconditional one: at the first steps that is the shift of the prompt's mean image, as large for a prompt
+whose images merely share a colour far from the corpus average (a night sky) as for one that copies a training
+image. A prompt that copies one image gives the same estimate whatever the seed; one that draws varied images
+gives estimates that follow the start noise. It is Carlini's criterion (below) without sampling to the end.
+
+A third data-free score rides along (`seed_agreement`, after Carlini et al., "Extracting Training Data from
 Diffusion Models", USENIX Security 2023): a memorized prompt draws the same image whatever the seed, so each
 generation is scored by how close its nearest other generations of the same prompt and seed block are (cosine of
 the audit's image embeddings; no training image is used). Both detectors get rows in `memorization_quality`.
@@ -35,14 +43,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from radio.replication.memorization import detection_quality, noise_differences
+from radio.replication.memorization import detection_quality, first_step_estimates, noise_differences
 from radio.replication.prompts import WORD_KINDS
 
 MEMORIZED_RATE = 0.30  # the audit's "often replicates" bar (the report's related-kind claims)
 # Ground truth -> (the frame's per-generation flags column prefix, the scores table's per-prompt rate column).
 LABELS = {"planted": ("flags", "replicated_rate"), "training-copy": ("copy_flags", "copied_rate")}
+# Bumped when an evaluation row gains detector fields (2: denoised agreement), so the sweep's trial ids change.
+DETECTORS_VERSION = 2
 # Detector name -> (the frame's per-generation values column, the scores table's per-prompt column).
-DETECTORS = {"noise-difference": ("memorization_values", "score"), "seed-agreement": ("agreement_values", "agreement")}
+DETECTORS = {
+    "noise-difference": ("memorization_values", "score"),
+    "denoised-agreement": ("denoised_agreement_values", "denoised_agreement"),
+    "seed-agreement": ("agreement_values", "agreement"),
+}
 
 
 def seed_agreement(embedded: np.ndarray, neighbours: int = 3) -> np.ndarray:
@@ -60,6 +74,17 @@ def seed_agreement(embedded: np.ndarray, neighbours: int = 3) -> np.ndarray:
     return top.mean(axis=1)
 
 
+def denoised_agreement(estimates: np.ndarray, neighbours: int = 3) -> np.ndarray:
+    """Per seed, `seed_agreement` of the first-step clean estimates (rows of `estimates`, one per seed of one
+    prompt) after removing each row's own mean: a prompt's shared overall brightness (a night sky is dark in
+    every seed) is not agreement on an image. A constant row (nothing left after centring) agrees with nothing."""
+    x = np.asarray(estimates, dtype=np.float64)
+    centred = x - x.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1, keepdims=True)
+    unit = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
+    return seed_agreement(unit, neighbours)
+
+
 def agreement_fields(embedded: np.ndarray, neighbours: int = 3) -> dict[str, Any]:
     """Row fields of one evaluation task: `agreement` (mean over its seeds) and `agreement_values`."""
     values = seed_agreement(embedded, neighbours)
@@ -69,16 +94,19 @@ def agreement_fields(embedded: np.ndarray, neighbours: int = 3) -> dict[str, Any
 def block_fields(
     adapter: Any, prompt: str, seeds: Sequence[int], *, steps: int, num_inference_steps: int, guidance_scale: float
 ) -> dict[str, Any]:
-    """Row fields of one evaluation task: `memorization` (mean over its seeds) and `memorization_values`."""
-    values = noise_differences(
-        adapter,
-        [prompt] * len(seeds),
-        list(seeds),
-        steps=steps,
-        num_inference_steps=num_inference_steps,
-        guidance_scale=guidance_scale,
-    ).mean(axis=1)
-    return {"memorization": float(values.mean()), "memorization_values": ";".join(f"{v:.6g}" for v in values)}
+    """Row fields of one evaluation task, both model-only detectors on its seeds: `memorization` (Wen et al.'s
+    noise difference, mean over the seeds) with `memorization_values`, and `denoised_agreement` (mean) with
+    `denoised_agreement_values`."""
+    prompts, seeds = [prompt] * len(seeds), list(seeds)
+    settings = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+    values = noise_differences(adapter, prompts, seeds, steps=steps, **settings).mean(axis=1)
+    agreement = denoised_agreement(first_step_estimates(adapter, prompts, seeds, **settings))
+    return {
+        "memorization": float(values.mean()),
+        "memorization_values": ";".join(f"{v:.6g}" for v in values),
+        "denoised_agreement": float(np.nanmean(agreement)) if np.isfinite(agreement).any() else float("nan"),
+        "denoised_agreement_values": ";".join(f"{v:.6g}" for v in agreement),
+    }
 
 
 def _values(text: str) -> np.ndarray:
@@ -103,14 +131,15 @@ def _has_copies(frame: pd.DataFrame, rule: str) -> bool:
 def memorization_scores_table(frame: pd.DataFrame, axes: Sequence[str], rule: str) -> pd.DataFrame:
     """One row per (trial axes, prompt): kind, prompt, score (mean over all its seeds), n, replicated rate (the
     planted artwork) and, where the rows hold it, copied rate (any training image)."""
-    with_agreement = "agreement_values" in frame.columns
+    # The noise difference is `score`; each other detector whose values the rows hold gets its own column.
+    others = {score: values for values, score in DETECTORS.values() if score != "score" and values in frame.columns}
     with_copies = _has_copies(frame, rule)
     columns = [
         *axes,
         "kind",
         "prompt",
         "score",
-        *(["agreement"] if with_agreement else []),
+        *others,
         "n",
         "replicated_rate",
         *(["copied_rate"] if with_copies else []),
@@ -130,7 +159,7 @@ def memorization_scores_table(frame: pd.DataFrame, axes: Sequence[str], rule: st
                 "kind": named["kind"],
                 "prompt": named["prompt"],
                 "score": float(scores.mean()) if scores.size else float("nan"),
-                **({"agreement": _mean_of(part["agreement_values"])} if with_agreement else {}),
+                **{score: _mean_of(part[values]) for score, values in others.items()},
                 "n": n,
                 "replicated_rate": int(part[f"replicated:{rule}"].sum()) / n if n else float("nan"),
                 **({"copied_rate": copied} if with_copies else {}),
@@ -199,9 +228,11 @@ def _quality_records(
     return records
 
 
-def kind_ranking(table: pd.DataFrame, axes: Sequence[str]) -> list[str]:
-    """Per trial, one findings line: the five kinds ordered by score and by replicated rate, and whether the two
-    orders agree on which kinds replicate (Spearman correlation of the two, ties averaged)."""
+def kind_ranking(table: pd.DataFrame, axes: Sequence[str], min_rate: float = MEMORIZED_RATE) -> list[str]:
+    """Per trial and detector present, one findings line: does the model-only score single out the five kinds the
+    training-set audit finds replicating (rate >= `min_rate`), i.e. does every replicating kind score above every
+    other; with both orders and their Spearman correlation (ties averaged) for reading. Separation, not the
+    correlation, is the verdict: two kinds that both replicate at 0-2% swap places on noise alone."""
     from scipy.stats import spearmanr
 
     lines = []
@@ -210,17 +241,29 @@ def kind_ranking(table: pd.DataFrame, axes: Sequence[str]) -> list[str]:
     for values, part in groups:
         if len(part) < 2:
             continue
-        by_score = part.sort_values("score", ascending=False)["kind"].tolist()
-        by_rate = part.sort_values("replicated_rate", ascending=False)["kind"].tolist()
-        rho = float(spearmanr(part["score"], part["replicated_rate"]).statistic)
         label = " ".join(
             f"{a}={v}" for a, v in zip(axes, values if isinstance(values, tuple) else (values,), strict=True)
         )
-        verdict = "ranks the five kinds as the training-set audit does" if rho >= 0.8 else "does not rank them alike"
-        lines.append(
-            f"{label}: the data-free score {verdict} (Spearman {rho:.2f}); by score: {', '.join(by_score)}; "
-            f"by replicated rate: {', '.join(by_rate)}"
-        )
+        replicating = part["replicated_rate"].to_numpy() >= min_rate
+        by_rate = part.sort_values("replicated_rate", ascending=False)["kind"].tolist()
+        for detector, (_, column) in DETECTORS.items():
+            if column not in part.columns or not part[column].notna().all():
+                continue
+            scores = part[column].to_numpy(dtype=np.float64)
+            if replicating.all() or not replicating.any():
+                verdict = f"has nothing to separate (no kind replicates at >= {min_rate:.0%}, or all do)"
+            elif scores[replicating].min() > scores[~replicating].max():
+                verdict = "separates the replicating kinds from the others as the training-set audit does"
+            else:
+                verdict = "does not separate the replicating kinds from the others"
+            rates = part["replicated_rate"].to_numpy(dtype=np.float64)
+            varied = np.ptp(scores) > 0 and np.ptp(rates) > 0  # a constant input has no rank correlation
+            rho = f"{float(spearmanr(scores, rates).statistic):.2f}" if varied else "n/a"
+            by_score = part.assign(_s=scores).sort_values("_s", ascending=False)["kind"].tolist()
+            lines.append(
+                f"{label}: {detector} {verdict} (Spearman {rho}); by score: {', '.join(by_score)}; "
+                f"by replicated rate: {', '.join(by_rate)}"
+            )
     return lines
 
 

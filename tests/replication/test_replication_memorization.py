@@ -18,6 +18,7 @@ from radio.replication.memorization import (
     PipelineNoiseDifference,
     TinyNoiseDifference,
     detection_quality,
+    first_step_estimates,
     memorization_scores,
     noise_difference_model,
     noise_differences,
@@ -118,6 +119,76 @@ def test_tiny_first_step_value_matches_a_hand_computation() -> None:
     assert got == pytest.approx(expected, rel=1e-5)
     # The empty prompt is the unconditional branch itself: no difference at any step.
     assert np.all(noise_differences(adapter, [""], [seed], steps=3, num_inference_steps=10) == 0.0)
+
+
+def test_tiny_first_step_estimate_matches_a_hand_computation() -> None:
+    """v-prediction: x0 = sqrt(alpha_bar) x_t - sqrt(1 - alpha_bar) v at the first DDIM timestep; guided, the v of
+    the guided output; batch splits change nothing."""
+    from diffusers import DDIMScheduler
+
+    model = _tiny()
+    adapter = TinyNoiseDifference(model)
+    prompts, seeds = ["almond blossom by elise varnhagen", "blue ring", "blue ring"], [7, 8, 9]
+    scheduler = DDIMScheduler.from_config(model.noise_scheduler.config)
+    scheduler.set_timesteps(10)
+    t = scheduler.timesteps[0]
+    alpha_bar = float(model.noise_scheduler.alphas_cumprod[int(t)])
+    x = torch.cat([torch.randn((1, 3, 16, 16), generator=torch.Generator().manual_seed(s)) for s in seeds])
+    with torch.no_grad():
+        v_c = model.unet(x, t, encoder_hidden_states=model.encode_text(model.tokenize(prompts))).sample
+        v_u = model.unet(x, t, encoder_hidden_states=model.encode_text(model.tokenize([""] * 3))).sample
+    for guidance, v in ((1.0, v_c), (3.0, v_u + 3.0 * (v_c - v_u))):
+        expected = (alpha_bar**0.5 * x - (1 - alpha_bar) ** 0.5 * v).flatten(1).double().numpy()
+        got = first_step_estimates(adapter, prompts, seeds, num_inference_steps=10, guidance_scale=guidance)
+        assert got.shape == (3, 768) and np.allclose(got, expected, rtol=1e-4, atol=1e-5)  # float32 order
+    split = first_step_estimates(adapter, prompts, seeds, num_inference_steps=10, batch_size=2)
+    assert np.allclose(split, first_step_estimates(adapter, prompts, seeds, num_inference_steps=10), atol=1e-6)
+    with pytest.raises(ValueError, match="seeds"):
+        first_step_estimates(adapter, prompts, seeds[:2])
+
+
+class _OneImageModel:
+    """A stand-in epsilon-prediction model with a known answer: for a prompt holding "almond" it predicts the noise
+    that leads from x_t to one fixed image (a model that memorized it); for any other prompt, x_t itself (its clean
+    estimate is then a rescaled start noise, different for every seed). Only the detector's arithmetic is tested."""
+
+    def __init__(self) -> None:
+        from diffusers import DDIMScheduler
+
+        self._scheduler = DDIMScheduler(num_train_timesteps=1000, prediction_type="epsilon")
+        self.device = torch.device("cpu")
+        self.sample_shape = (3, 4, 4)
+        self.image = torch.linspace(-1, 1, 48).reshape(1, 3, 4, 4)
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        return torch.tensor([[1.0 if "almond" in p else 0.0] for p in prompts])
+
+    def encode(self, ids: torch.Tensor) -> torch.Tensor:
+        return ids[:, None, :]
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        alpha_bar = self._scheduler.alphas_cumprod[int(t)]
+        memorized = (x - alpha_bar.sqrt() * self.image) / (1 - alpha_bar).sqrt()
+        return torch.where(context[:, 0, :1, None, None] > 0, memorized, x)
+
+    def scheduler(self) -> object:
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler.from_config(self._scheduler.config)
+
+
+def test_known_answer_memorized_prompt_estimates_one_image_on_every_seed() -> None:
+    from radio.replication.memorization_eval import block_fields
+
+    model = _OneImageModel()
+    seeds = list(range(6))
+    memorized = first_step_estimates(model, ["almond blossom"] * 6, seeds, num_inference_steps=10)
+    assert np.allclose(memorized, model.image.flatten().numpy()[None], atol=1e-4)
+    hit = block_fields(model, "almond blossom", seeds, steps=1, num_inference_steps=10, guidance_scale=1.0)
+    miss = block_fields(model, "blue ring", seeds, steps=1, num_inference_steps=10, guidance_scale=1.0)
+    assert hit["denoised_agreement"] == pytest.approx(1.0)
+    assert miss["denoised_agreement"] < 0.6
+    assert len(hit["denoised_agreement_values"].split(";")) == 6
 
 
 def test_scores_do_not_depend_on_the_batch() -> None:

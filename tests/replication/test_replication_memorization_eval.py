@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from radio.replication.memorization_eval import (
+    denoised_agreement,
     kind_ranking,
     memorization_quality,
     memorization_scores_table,
@@ -66,7 +67,35 @@ def test_scores_table_and_quality_at_both_levels() -> None:
     wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
     assert gen["auc"] == pytest.approx(wins / 140)
     lines = kind_ranking(table, ["step"])
-    assert len(lines) == 1 and "ranks the five kinds as the training-set audit does" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("step=1000: noise-difference separates the replicating kinds")
+
+
+def test_kind_ranking_judges_separation_not_the_order_of_near_ties() -> None:
+    """Keywords (0%) and unrelated-with-keywords (0%) swapping places changes the Spearman correlation, not the
+    verdict; a non-replicating kind scoring above a replicating one changes the verdict."""
+    table = memorization_scores_table(_frame(), ["step"], RULE)
+    swapped = table.copy()
+    swapped.loc[swapped["kind"] == "keywords", "score"] = 0.1  # now under unrelated-with-keywords' 0.55
+    assert "noise-difference separates" in kind_ranking(swapped, ["step"])[0]
+    broken = table.copy()
+    broken.loc[broken["kind"] == "keywords", "score"] = 4.0  # above long-related's 3.825
+    line = kind_ranking(broken, ["step"])[0]
+    assert "noise-difference does not separate" in line and "by score: short-related, cooccurring" in line
+    nothing = table.assign(replicated_rate=0.0)
+    assert "has nothing to separate" in kind_ranking(nothing, ["step"])[0]
+
+
+def test_denoised_agreement_discounts_a_shared_brightness() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=48)
+    copies = image + 0.05 * rng.normal(size=(5, 48))  # five seeds, one image
+    dark = -3.0 + rng.normal(size=(5, 48))  # five seeds, five images that share only a dark mean
+    assert denoised_agreement(copies).min() > 0.98
+    assert denoised_agreement(dark).max() < 0.6
+    # uncentred, the dark images would agree: their shared mean dominates the cosine
+    unit = dark / np.linalg.norm(dark, axis=1, keepdims=True)
+    assert seed_agreement(unit).min() > 0.85
+    assert denoised_agreement(np.ones((3, 4))).tolist() == [0.0, 0.0, 0.0]  # nothing left after centring
 
 
 def test_seed_agreement_is_high_where_the_seeds_draw_one_image() -> None:

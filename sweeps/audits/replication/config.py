@@ -108,10 +108,11 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class MemorizationConfig:
-    """The data-free memorization detector (`radio.replication.memorization`, after Wen et al., ICLR 2024), run on
-    every evaluation task beside the training-set audit: `steps` first sampling steps scored per seed (the
-    generations' own trajectories), and the words of each word-kind prompt attributed (`attribution`: gradient,
-    drop, or none) over its first `attribution_seeds` seeds. `enabled: false` skips it."""
+    """The data-free memorization detectors (`radio.replication.memorization`), run on every evaluation task beside
+    the training-set audit: Wen et al.'s noise difference (ICLR 2024) over the `steps` first sampling steps per
+    seed (the generations' own trajectories), the agreement of the seeds' first-step clean estimates, and the
+    words of each word-kind prompt attributed (`attribution`: gradient, drop, or none) over its first
+    `attribution_seeds` seeds. `enabled: false` skips them."""
 
     enabled: bool = True
     steps: int = 2

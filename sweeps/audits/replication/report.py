@@ -495,7 +495,7 @@ def _display_memorization(quality: pd.DataFrame, frame: pd.DataFrame) -> pd.Data
 def _display_scores(scores: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """Console version of `memorization_scores`: the varied axes, prompt, kind, both scores and both rates."""
     varied = [a for a in _axes(frame) if frame[a].nunique() > 1 and a in scores.columns]
-    shown = ["prompt", "kind", "score", "agreement", "replicated_rate", "copied_rate"]
+    shown = ["prompt", "kind", "score", "denoised_agreement", "agreement", "replicated_rate", "copied_rate"]
     return scores[[*varied, *(c for c in shown if c in scores.columns)]]
 
 
@@ -564,9 +564,10 @@ def build_report(frame: pd.DataFrame, grid: Grid) -> Report:
             "object_rates": "The object's rate in generations vs in the subject's training images (train_rate).",
             "memorization_scores": "Per prompt: the data-free scores (mean over seeds), the planted artwork's "
             "replicated rate and the rate of generations copying any training image (copied_rate), same rule.",
-            "memorization_quality": "Data-free scores (noise-difference: Wen et al.; seed-agreement: Carlini et "
-            "al.) against two ground truths (label planted: the planted artwork replicated; training-copy: any "
-            "training image copied as closely): per prompt (positive: rate >= 30%) and per generation (positive: "
+            "memorization_quality": "Data-free scores (noise-difference: Wen et al.; denoised-agreement: the "
+            "seeds' first-step clean estimates agree; seed-agreement: Carlini et al.) against two ground truths "
+            "(label planted: the planted artwork replicated; training-copy: any training image copied as "
+            "closely): per prompt (positive: rate >= 30%) and per generation (positive: "
             "that image); tpr at 1% FPR.",
         },
         artifacts=artifacts,

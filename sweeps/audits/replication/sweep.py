@@ -26,6 +26,7 @@ from typing import Any
 from radio.cache import config_hash
 from radio.config import ConfigError
 from radio.replication.audit import ANALYSIS_VERSION
+from radio.replication.memorization_eval import DETECTORS_VERSION
 from sweeps.audits.replication.config import DEDUP_MODES, ReplicationConfig, load_preset
 from sweeps.audits.replication.report import build_report, headline, label
 from sweeps.audits.replication.steps import Steps, summarize
@@ -108,7 +109,8 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
         # new analysis stage and new trial ids instead of reusing cached ones built by the older code.
         "analysis_config": config_hash({**public["analysis"], "analysis_version": ANALYSIS_VERSION}),
         "generate_config": config_hash({k: v for k, v in public["generate"].items() if k != "device"}),
-        "memorization_config": config_hash(public["memorization"]),
+        # Likewise the detectors' version: rows recorded before a detector existed lack its fields.
+        "memorization_config": config_hash({**public["memorization"], "detectors_version": DETECTORS_VERSION}),
     }
     res = config.resources
     stages = []
