@@ -5,7 +5,7 @@ each of its seeds (`memorization_values`, the same trajectories the generations 
 the results frame, `memorization_scores_table` gives one row per (trial, prompt): kind, score and the measured
 replicated rate under a threshold rule; `memorization_quality` the ROC AUC and TPR at 1% FPR per trial and ground
 truth, at two levels: prompts (label: rate >= `min_rate`) and generations (label: that seed's image replicated);
-`kind_ranking` says whether the score orders the five kinds as the training-set audit's rates do.
+`kind_ranking` says, per detector, whether it singles out the kinds the training-set audit finds replicating.
 
 A second model-only score (`denoised_agreement`) reads memorization off the first sampling step: each seed's
 estimate of the clean image there (x0 from one UNet pass at the start noise), mean-removed, and its cosine to the
@@ -18,7 +18,7 @@ gives estimates that follow the start noise. It is Carlini's criterion (below) w
 A third data-free score rides along (`seed_agreement`, after Carlini et al., "Extracting Training Data from
 Diffusion Models", USENIX Security 2023): a memorized prompt draws the same image whatever the seed, so each
 generation is scored by how close its nearest other generations of the same prompt and seed block are (cosine of
-the audit's image embeddings; no training image is used). Both detectors get rows in `memorization_quality`.
+the audit's image embeddings; no training image is used). Every detector gets rows in `memorization_quality`.
 
 Two ground truths (`LABELS`, the `label` column of `memorization_quality`): `planted`, the audit's own labels (a
 generation replicated when it is as close to a member of the planted artwork's cluster as the rule's threshold;

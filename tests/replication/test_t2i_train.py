@@ -115,6 +115,20 @@ def test_attention_kernels_compute_the_same_unet() -> None:
     torch.testing.assert_close(math_out, sdpa_out, rtol=1e-4, atol=1e-5)
 
 
+def test_fused_and_looped_adamw_train_the_same_weights(tmp_path: Path) -> None:
+    """`fused_adamw` picks a kernel, not an optimizer: three steps either way give the same weights (rounding)."""
+    weights = {}
+    for fused in (True, False):
+        cfg = TinyT2IConfig(image_size=16, train_steps=3, batch_size=4, warmup_steps=1, fused_adamw=fused)
+        train_tiny_t2i(CAPTIONS, toy_images()[:, ::2, ::2], tmp_path / str(fused), cfg, seed=0, checkpoint_steps=[])
+        weights[fused] = TinyT2I.load(checkpoint_dir(tmp_path / str(fused), 3)).unet.state_dict()
+    assert weights[True].keys() == weights[False].keys()
+    moved = TinyT2I.create(TinyT2IConfig(image_size=16), CAPTIONS, seed=0).unet.state_dict()
+    assert any(not torch.equal(weights[True][k], moved[k]) for k in moved)  # training changed the weights
+    for key, value in weights[True].items():
+        torch.testing.assert_close(value, weights[False][key], rtol=1e-4, atol=1e-5)
+
+
 def test_bad_training_data_is_rejected(tmp_path: Path) -> None:
     cfg = TinyT2IConfig(train_steps=2)
     with pytest.raises(TrainingDataError, match="images"):

@@ -196,9 +196,9 @@ def _start_or_resume(out_dir: Path, captions: Sequence[str], config: TinyT2IConf
     model.unet.train()
     model.text_encoder.train()
     params = [*model.unet.parameters(), *model.text_encoder.parameters()]
-    # The fused kernel updates all ~200 parameter tensors in one call: 3.5 ms a step against 13 ms for the
-    # per-tensor loop on 2 cores (measured), the same AdamW update up to float rounding.
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
+    optimizer = torch.optim.AdamW(
+        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=config.fused_adamw or None
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
     run = _Run(model, params, optimizer, schedule, torch.Generator().manual_seed(seed))
     if state is not None:
