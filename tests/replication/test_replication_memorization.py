@@ -299,6 +299,26 @@ def test_sd_pipeline_path_matches_a_hand_computation(sd_folder: Path) -> None:
     assert all(v > 0 for v in attribution.values)
 
 
+def test_sd_first_step_estimate_matches_a_hand_computation(sd_folder: Path) -> None:
+    """Epsilon prediction in latent space: x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar)."""
+    from radio.replication.generators import load_generator
+
+    generator = load_generator("sd", sd_folder, device="cpu")
+    adapter = noise_difference_model(generator)
+    pipe = generator.pipeline
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(8)
+    t = scheduler.timesteps[0]
+    x = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(5)) * scheduler.init_noise_sigma
+    ids = pipe.tokenizer(["a x b"], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        eps = pipe.unet(x, t, encoder_hidden_states=pipe.text_encoder(ids.input_ids)[0]).sample
+    alpha_bar = float(scheduler.alphas_cumprod[int(t)])
+    expected = ((x - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar**0.5).flatten().double().numpy()
+    got = first_step_estimates(adapter, ["a x b"], [5], num_inference_steps=8)[0]
+    assert np.allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_sd_known_answer_trigger_token(sd_folder: Path) -> None:
     from radio.replication.generators import load_generator
 
