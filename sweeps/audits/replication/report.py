@@ -493,7 +493,7 @@ def _display_memorization(quality: pd.DataFrame, frame: pd.DataFrame) -> pd.Data
 
 
 def _display_scores(scores: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """Console version of `memorization_scores`: the varied axes, prompt, kind, both scores and both rates."""
+    """Console version of `memorization_scores`: the varied axes, prompt, kind, each detector's score, both rates."""
     varied = [a for a in _axes(frame) if frame[a].nunique() > 1 and a in scores.columns]
     shown = ["prompt", "kind", "score", "denoised_agreement", "agreement", "replicated_rate", "copied_rate"]
     return scores[[*varied, *(c for c in shown if c in scores.columns)]]
