@@ -17,6 +17,7 @@ of its tokens' gradients. `method="drop"` removes one word at a time and reports
 `first_step_estimates` gives each seed's first clean-sample estimate (x0 from the first sampling step's output),
 the input of a second model-only detector (`memorization_eval.denoised_agreement`): where the noise difference
 measures how far a prompt moves the prediction, that one measures whether it moves every seed to the same image.
+`differences_and_estimates` gives both from one pass (the first step's two UNet branches serve both).
 
 Two model adapters: `TinyNoiseDifference` (the embedded default's `TinyT2I`) and `PipelineNoiseDifference` (a
 diffusers `StableDiffusionPipeline`, the `sd14` path); `noise_difference_model` builds the right one from a loaded
@@ -88,6 +89,48 @@ def _epsilon_difference(scheduler: Any, out_c: torch.Tensor, out_u: torch.Tensor
 
 
 @torch.no_grad()
+def _first_steps(
+    model: NoiseDifferenceModel,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    steps: int,
+    num_inference_steps: int,
+    guidance_scale: float,
+    batch_size: int,
+    keep_estimates: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one pass both detectors read: the first `steps` DDIM steps of each (prompt, seed) trajectory, both
+    branches per step; the noise differences of every step and the clean estimates of the first (x0 from the guided
+    output at the start noise; zero columns without `keep_estimates`)."""
+    if len(prompts) != len(seeds):
+        raise ValueError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
+    if not 1 <= steps <= num_inference_steps:
+        raise ValueError(f"steps: must be in [1, num_inference_steps={num_inference_steps}], got {steps}")
+    empty = model.encode(model.tokenize([""]).to(model.device))
+    out = np.empty((len(prompts), steps), dtype=np.float64)
+    estimates = np.empty((len(prompts), int(np.prod(model.sample_shape)) if keep_estimates else 0))
+    for start in range(0, len(prompts), batch_size):
+        stop = min(start + batch_size, len(prompts))
+        cond = model.encode(model.tokenize(list(prompts[start:stop])).to(model.device))
+        context = torch.cat([empty.expand(stop - start, -1, -1).to(cond.dtype), cond])
+        scheduler = model.scheduler()
+        scheduler.set_timesteps(num_inference_steps, device=model.device)
+        x = seeded_noise(seeds[start:stop], model.sample_shape).to(model.device, cond.dtype)
+        x = x * scheduler.init_noise_sigma
+        for k, t in enumerate(scheduler.timesteps[:steps]):
+            x_in = scheduler.scale_model_input(x, t)
+            raw_u, raw_c = model.predict(torch.cat([x_in, x_in]), t, context).chunk(2)
+            diff = _epsilon_difference(scheduler, _wide(raw_c), _wide(raw_u), t)
+            out[start:stop, k] = diff.flatten(1).norm(dim=1).double().cpu().numpy()
+            guided = raw_u + guidance_scale * (raw_c - raw_u)
+            if k == 0 and keep_estimates:
+                clean = _clean_estimate(scheduler, _wide(guided), _wide(x_in), t)
+                estimates[start:stop] = clean.flatten(1).double().cpu().numpy()
+            if k + 1 < steps:  # the last scored step needs no update
+                x = scheduler.step(guided, t, x, eta=0.0).prev_sample
+    return out, estimates
+
+
 def noise_differences(
     model: NoiseDifferenceModel,
     prompts: Sequence[str],
@@ -104,29 +147,8 @@ def noise_differences(
     The start noise of seed s is the generators' (`seeded_noise`), so at the same settings the trajectory is the
     one the audit's generation of (prompt, s) follows.
     """
-    if len(prompts) != len(seeds):
-        raise ValueError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
-    if not 1 <= steps <= num_inference_steps:
-        raise ValueError(f"steps: must be in [1, num_inference_steps={num_inference_steps}], got {steps}")
-    empty = model.encode(model.tokenize([""]).to(model.device))
-    out = np.empty((len(prompts), steps), dtype=np.float64)
-    for start in range(0, len(prompts), batch_size):
-        stop = min(start + batch_size, len(prompts))
-        cond = model.encode(model.tokenize(list(prompts[start:stop])).to(model.device))
-        context = torch.cat([empty.expand(stop - start, -1, -1).to(cond.dtype), cond])
-        scheduler = model.scheduler()
-        scheduler.set_timesteps(num_inference_steps, device=model.device)
-        x = seeded_noise(seeds[start:stop], model.sample_shape).to(model.device, cond.dtype)
-        x = x * scheduler.init_noise_sigma
-        for k, t in enumerate(scheduler.timesteps[:steps]):
-            model_in = scheduler.scale_model_input(torch.cat([x, x]), t)
-            raw_u, raw_c = model.predict(model_in, t, context).chunk(2)
-            diff = _epsilon_difference(scheduler, _wide(raw_c), _wide(raw_u), t)
-            out[start:stop, k] = diff.flatten(1).norm(dim=1).double().cpu().numpy()
-            if k + 1 < steps:  # the last scored step needs no update
-                guided = raw_u + guidance_scale * (raw_c - raw_u)
-                x = scheduler.step(guided, t, x, eta=0.0).prev_sample
-    return out
+    settings = (steps, num_inference_steps, guidance_scale, batch_size)
+    return _first_steps(model, prompts, seeds, *settings, keep_estimates=False)[0]
 
 
 def _clean_estimate(scheduler: Any, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -142,7 +164,22 @@ def _clean_estimate(scheduler: Any, out: torch.Tensor, x: torch.Tensor, t: torch
     raise ValueError(f"prediction_type {kind!r}: expected epsilon, v_prediction or sample")
 
 
-@torch.no_grad()
+def differences_and_estimates(
+    model: NoiseDifferenceModel,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    steps: int = 5,
+    num_inference_steps: int = 30,
+    guidance_scale: float = 1.0,
+    batch_size: int = 50,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`noise_differences` and `first_step_estimates` of the same samples from one pass (the first step's two
+    UNet branches serve both)."""
+    settings = (steps, num_inference_steps, guidance_scale, batch_size)
+    return _first_steps(model, prompts, seeds, *settings, keep_estimates=True)
+
+
 def first_step_estimates(
     model: NoiseDifferenceModel,
     prompts: Sequence[str],
@@ -155,30 +192,11 @@ def first_step_estimates(
     """(len(prompts), sample size) float64: row i is the model's estimate of the clean sample at the first DDIM step
     of the trajectory seeds[i] starts (x0 from the guided output at the start noise), flattened.
 
-    One UNet pass per sample at guidance 1 (the conditional branch alone), two otherwise. The start noise is the
-    generators' (`seeded_noise`), so the estimate is the first one the audit's generation of (prompt, seed) makes.
+    The start noise is the generators' (`seeded_noise`), so the estimate is the first one the audit's generation of
+    (prompt, seed) makes. Both branches run (the pass `noise_differences` shares: `differences_and_estimates`).
     """
-    if len(prompts) != len(seeds):
-        raise ValueError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
-    guided = guidance_scale != 1.0
-    empty = model.encode(model.tokenize([""]).to(model.device)) if guided else None
-    out = np.empty((len(prompts), int(np.prod(model.sample_shape))), dtype=np.float64)
-    for start in range(0, len(prompts), batch_size):
-        stop = min(start + batch_size, len(prompts))
-        context = model.encode(model.tokenize(list(prompts[start:stop])).to(model.device))
-        if empty is not None:
-            context = torch.cat([empty.expand(stop - start, -1, -1).to(context.dtype), context])
-        scheduler = model.scheduler()
-        scheduler.set_timesteps(num_inference_steps, device=model.device)
-        t = scheduler.timesteps[0]
-        x = seeded_noise(seeds[start:stop], model.sample_shape).to(model.device, context.dtype)
-        x = scheduler.scale_model_input(x * scheduler.init_noise_sigma, t)
-        raw = _wide(model.predict(torch.cat([x, x]) if guided else x, t, context))
-        if guided:
-            raw_u, raw_c = raw.chunk(2)
-            raw = raw_u + guidance_scale * (raw_c - raw_u)
-        out[start:stop] = _clean_estimate(scheduler, raw, _wide(x), t).flatten(1).double().cpu().numpy()
-    return out
+    settings = {"steps": 1, "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+    return differences_and_estimates(model, prompts, seeds, batch_size=batch_size, **settings)[1]
 
 
 @dataclass(frozen=True)

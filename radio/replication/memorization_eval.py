@@ -8,12 +8,13 @@ truth, at two levels: prompts (label: rate >= `min_rate`) and generations (label
 `kind_ranking` says, per detector, whether it singles out the kinds the training-set audit finds replicating.
 
 A second model-only score (`denoised_agreement`) reads memorization off the first sampling step: each seed's
-estimate of the clean image there (x0 from one UNet pass at the start noise), mean-removed, and its cosine to the
-nearest estimates of the other seeds. The noise difference measures how far a prompt moves the prediction from
-the unconditional one: at the first steps that is the shift of the prompt's mean image, as large for a prompt
-whose images merely share a colour far from the corpus average (a night sky) as for one that copies a training
-image. A prompt that copies one image gives the same estimate whatever the seed; one that draws varied images
-gives estimates that follow the start noise. It is Carlini's criterion (below) without sampling to the end.
+estimate of the clean image there (x0 from the first step's output, the same UNet passes as the noise
+difference's), mean-removed, and its cosine to the nearest estimates of the other seeds. The noise difference
+measures how far a prompt moves the prediction from the unconditional one: at the first steps that is the shift of
+the prompt's mean image, as large for a prompt whose images merely share a colour far from the corpus average (a
+night sky) as for one that copies a training image. A prompt that copies one image gives the same estimate whatever
+the seed; one that draws varied images gives estimates that follow the start noise. It is Carlini's criterion
+(below) without sampling to the end.
 
 A third data-free score rides along (`seed_agreement`, after Carlini et al., "Extracting Training Data from
 Diffusion Models", USENIX Security 2023): a memorized prompt draws the same image whatever the seed, so each
@@ -43,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from radio.replication.memorization import detection_quality, first_step_estimates, noise_differences
+from radio.replication.memorization import detection_quality, differences_and_estimates
 from radio.replication.prompts import WORD_KINDS
 
 MEMORIZED_RATE = 0.30  # the audit's "often replicates" bar (the report's related-kind claims)
@@ -99,8 +100,9 @@ def block_fields(
     `denoised_agreement_values`."""
     prompts, seeds = [prompt] * len(seeds), list(seeds)
     settings = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
-    values = noise_differences(adapter, prompts, seeds, steps=steps, **settings).mean(axis=1)
-    agreement = denoised_agreement(first_step_estimates(adapter, prompts, seeds, **settings))
+    differences, estimates = differences_and_estimates(adapter, prompts, seeds, steps=steps, **settings)
+    values = differences.mean(axis=1)
+    agreement = denoised_agreement(estimates)
     return {
         "memorization": float(values.mean()),
         "memorization_values": ";".join(f"{v:.6g}" for v in values),
