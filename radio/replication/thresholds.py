@@ -51,7 +51,7 @@ def nearest_member(queries: np.ndarray, members: np.ndarray, chunk: int = 4096) 
     queries = np.asarray(queries, dtype=np.float32)
     members = np.asarray(members, dtype=np.float32)
     if len(members) == 0:
-        raise ValueError("max_similarity: the cluster has no members")
+        raise ValueError("members: the cluster has no members")
     best = np.full(len(queries), -np.inf, dtype=np.float32)
     index = np.zeros(len(queries), dtype=np.int64)
     for start in range(0, len(members), chunk):
